@@ -1,0 +1,111 @@
+package task
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Counts holds one total per priority, indexed by Priority.Index. In JSON it
+// is an object keyed by priority name: {"Low":3,"Moderate":1,...}.
+type Counts [NumPriorities]int64
+
+// Of returns the total for priority p.
+func (c *Counts) Of(p Priority) int64 { return c[p.Index()] }
+
+// Total returns the sum over all priorities.
+func (c *Counts) Total() int64 {
+	var n int64
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+// MarshalJSON encodes the counts as an object keyed by priority name.
+func (c Counts) MarshalJSON() ([]byte, error) { return c.AppendJSON(nil), nil }
+
+// AppendJSON appends the counts' JSON to b.
+func (c Counts) AppendJSON(b []byte) []byte {
+	b = append(b, '{')
+	for i, p := range Priorities {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, p.String()...)
+		b = append(b, '"', ':')
+		b = strconv.AppendInt(b, c[i], 10)
+	}
+	return append(b, '}')
+}
+
+// UnmarshalJSON decodes counts keyed by priority name; unknown names are an
+// error, absent ones zero.
+func (c *Counts) UnmarshalJSON(b []byte) error {
+	var m map[string]int64
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*c = Counts{}
+	for name, n := range m {
+		p, err := ParsePriority(name)
+		if err != nil {
+			return fmt.Errorf("task: counts: %q %w", name, err)
+		}
+		c[p.Index()] = n
+	}
+	return nil
+}
+
+// FrameType tells a snapshot from an update.
+type FrameType string
+
+// Frame types.
+const (
+	// FrameSnapshot replaces everything the client holds: counts, events and
+	// sequence. It is the first frame on every connection that cannot resume.
+	FrameSnapshot FrameType = "snapshot"
+	// FrameUpdate carries the current counts and the events since the
+	// previous frame on the same connection.
+	FrameUpdate FrameType = "update"
+)
+
+// Frame is one WebSocket message from relay to dashboard.
+//
+// A client keeps Seq of the last frame it applied and reconnects with
+// ?since=<seq> to resume: it then gets an update with exactly the events it
+// missed, or a snapshot when the relay no longer has them.
+type Frame struct {
+	Type FrameType `json:"type"`
+	// Seq is the stream sequence of the newest event this frame accounts
+	// for; 0 before the stream holds anything.
+	Seq uint64 `json:"seq"`
+	// Counts are the totals in Redis when the frame was made. They are
+	// cumulative, so a client that skips frames loses nothing.
+	Counts Counts `json:"counts"`
+	// Events are new since the previous frame (for a snapshot: the most
+	// recent ones), oldest first.
+	Events []Event `json:"events"`
+}
+
+// Event is an accepted task as the stream holds it.
+type Event struct {
+	// Seq is the event's sequence in the stream.
+	Seq uint64 `json:"seq"`
+	// Time is when the stream stored the event.
+	Time time.Time `json:"time"`
+	Task
+}
+
+// WebSocket close codes the relay uses, so that clients can tell why a
+// connection ended.
+const (
+	// CloseGoingAway: the relay is shutting down; reconnect, to another
+	// relay if there is one.
+	CloseGoingAway = 1001
+	// CloseTryAgainLater: the relay is at its connection limit, or the
+	// client fell too far behind and was cut off; reconnect with backoff.
+	CloseTryAgainLater = 1013
+)

@@ -1,0 +1,3 @@
+module github.com/hookpipe/hookpipe/task
+
+go 1.26

@@ -1,0 +1,137 @@
+package task
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Standard Webhooks header names (https://www.standardwebhooks.com).
+const (
+	HeaderID        = "webhook-id"
+	HeaderTimestamp = "webhook-timestamp"
+	HeaderSignature = "webhook-signature"
+)
+
+// SecretPrefix starts every secret in its text form.
+const SecretPrefix = "whsec_"
+
+// DefaultTolerance is how far a webhook's timestamp may be from the
+// receiver's clock, either way.
+const DefaultTolerance = 5 * time.Minute
+
+// Errors of webhook verification. Each is a reason to answer 401.
+var (
+	ErrNoSignature     = errors.New("webhook: missing webhook-id, webhook-timestamp or webhook-signature header")
+	ErrBadTimestamp    = errors.New("webhook: webhook-timestamp is not a Unix time in seconds")
+	ErrStale           = errors.New("webhook: timestamp outside the tolerance")
+	ErrSignature       = errors.New("webhook: no signature matches")
+	ErrMalformedSecret = errors.New("webhook: secret must be whsec_ followed by base64")
+)
+
+// Secret is a signing key.
+type Secret []byte
+
+// ParseSecret decodes a secret given as "whsec_<base64>". A secret without
+// the prefix is taken as base64 too, as other Standard Webhooks libraries do.
+func ParseSecret(s string) (Secret, error) {
+	s = strings.TrimPrefix(strings.TrimSpace(s), SecretPrefix)
+	if s == "" {
+		return nil, ErrMalformedSecret
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, ErrMalformedSecret
+	}
+	return Secret(b), nil
+}
+
+// ParseSecrets decodes a space-separated list of secrets, as given to
+// --webhook-secret. Several secrets let a receiver accept both the old and
+// the new one while senders rotate.
+func ParseSecrets(list string) ([]Secret, error) {
+	var out []Secret
+	for _, f := range strings.Fields(list) {
+		s, err := ParseSecret(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// String returns the secret in its "whsec_" form.
+func (s Secret) String() string { return SecretPrefix + base64.StdEncoding.EncodeToString(s) }
+
+// Sign returns the webhook-signature header value for one delivery:
+// "v1," and the base64 HMAC-SHA256 of "id.timestamp.body".
+func (s Secret) Sign(id string, ts time.Time, body []byte) string {
+	var sum [sha256.Size]byte
+	s.mac(sum[:0], id, ts.Unix(), body)
+	return "v1," + base64.StdEncoding.EncodeToString(sum[:])
+}
+
+func (s Secret) mac(dst []byte, id string, unix int64, body []byte) []byte {
+	m := hmac.New(sha256.New, s)
+	var buf [96]byte
+	b := append(buf[:0], id...)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, unix, 10)
+	b = append(b, '.')
+	m.Write(b)
+	m.Write(body)
+	return m.Sum(dst)
+}
+
+// Verifier checks Standard Webhooks signatures against one or more secrets.
+type Verifier struct {
+	// Secrets are tried in turn; a signature made with any of them passes.
+	Secrets []Secret
+	// Tolerance bounds the distance between a webhook's timestamp and now;
+	// default DefaultTolerance.
+	Tolerance time.Duration
+}
+
+// Verify checks one delivery: id and timestamp are the header values,
+// signatures the webhook-signature header (several "v1,<base64>" separated
+// by spaces), body the raw request body. It compares in constant time.
+func (v *Verifier) Verify(id, timestamp, signatures string, body []byte, now time.Time) error {
+	if id == "" || timestamp == "" || signatures == "" {
+		return ErrNoSignature
+	}
+	unix, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return ErrBadTimestamp
+	}
+	tol := v.Tolerance
+	if tol <= 0 {
+		tol = DefaultTolerance
+	}
+	if d := now.Unix() - unix; d > int64(tol/time.Second) || -d > int64(tol/time.Second) {
+		return ErrStale
+	}
+	var want [sha256.Size]byte
+	var got [48]byte
+	for _, s := range v.Secrets {
+		s.mac(want[:0], id, unix, body)
+		for sig := range strings.FieldsSeq(signatures) {
+			enc, ok := strings.CutPrefix(sig, "v1,")
+			if !ok || len(enc) != base64.StdEncoding.EncodedLen(sha256.Size) {
+				continue
+			}
+			n, err := base64.StdEncoding.Decode(got[:], []byte(enc))
+			if err != nil || n != sha256.Size {
+				continue
+			}
+			if hmac.Equal(want[:], got[:n]) {
+				return nil
+			}
+		}
+	}
+	return ErrSignature
+}
