@@ -109,3 +109,14 @@ const (
 	// client fell too far behind and was cut off; reconnect with backoff.
 	CloseTryAgainLater = 1013
 )
+
+// BatchSummary is what the relay's /batches endpoints say of one batch.
+type BatchSummary struct {
+	BatchID string `json:"batchid"`
+	// Counts are the batch's totals per priority in Redis.
+	Counts Counts `json:"counts"`
+	// Size is the batch's size when its sender said it; 0 means unknown.
+	Size int64 `json:"size"`
+	// Updated is when the batch's latest task was accepted.
+	Updated time.Time `json:"updated"`
+}
