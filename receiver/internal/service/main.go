@@ -1,0 +1,220 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hookpipe/hookpipe/receiver/internal/counter"
+	"github.com/hookpipe/hookpipe/receiver/internal/publish"
+	"github.com/hookpipe/hookpipe/receiver/internal/webhook"
+	"github.com/hookpipe/hookpipe/task"
+	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp"
+)
+
+// Main is the running receiver. Tests use it to run the real wiring on a
+// free port.
+type Main struct {
+	Config Config
+	// Log is where the receiver logs; ParseFlags sets it from the config
+	// when nil.
+	Log *slog.Logger
+
+	// Metrics counts requests and failures; it is served at /metrics.
+	Metrics webhook.Metrics
+
+	rdb    *redis.Client
+	pub    *publish.Publisher
+	srv    *fasthttp.Server
+	ln     net.Listener
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main { return &Main{Config: DefaultConfig()} }
+
+// ParseFlags reads the configuration from args and the environment.
+func (m *Main) ParseFlags(_ context.Context, args []string) error {
+	if err := m.Config.Parse(args, os.Getenv, os.Stderr); err != nil {
+		return err
+	}
+	if m.Log == nil {
+		m.Log = NewLogger(os.Stderr, m.Config.LogFormat, m.Config.LogLevel)
+	}
+	return nil
+}
+
+// NewLogger returns a slog logger writing text or JSON at level to w.
+func NewLogger(w io.Writer, format, level string) *slog.Logger {
+	lv, _ := parseLevel(level)
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
+		return 0, fmt.Errorf("receiver: --log-level %q must be debug, info, warn or error", s)
+	}
+	return lv, nil
+}
+
+// Run connects to Redis and NATS, listens, and serves in the background. It
+// does not wait for Redis or NATS to answer: until they do, webhooks get 503
+// and /readyz says why.
+func (m *Main) Run(ctx context.Context) error {
+	c := m.Config
+	if m.Log == nil {
+		m.Log = NewLogger(os.Stderr, c.LogFormat, c.LogLevel)
+	}
+	secrets, err := task.ParseSecrets(c.WebhookSecret)
+	if err != nil {
+		return fmt.Errorf("receiver: %w", err)
+	}
+	ropt, err := redis.ParseURL(c.RedisURL)
+	if err != nil {
+		return fmt.Errorf("receiver: redis url: %w", err)
+	}
+	ropt.DialTimeout = min(c.Timeout, time.Second)
+	ropt.ReadTimeout = c.Timeout
+	ropt.WriteTimeout = c.Timeout
+	// A retried pipeline could run a count twice for requests without an
+	// id; failures go back to the sender as 503 instead.
+	ropt.MaxRetries = -1
+	ropt.PoolSize = 32
+	m.rdb = redis.NewClient(ropt)
+
+	m.pub, err = publish.Connect(c.NATSURL, publish.StreamOptions{
+		MaxAge: c.StreamMaxAge, MaxBytes: c.StreamMaxBytes, Duplicates: c.DuplicateWindow, Replicas: c.StreamReplicas,
+	}, m.Log)
+	if err != nil {
+		m.rdb.Close()
+		return fmt.Errorf("receiver: %w", err)
+	}
+
+	m.ln, err = net.Listen("tcp", c.Addr)
+	if err != nil {
+		m.rdb.Close()
+		m.pub.Close(ctx)
+		return fmt.Errorf("receiver: listen: %w", err)
+	}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	cnt := counter.New(m.rdb, counter.Options{
+		Keys: task.Keys{Prefix: c.KeyPrefix}, SeenTTL: c.DedupeTTL, Timeout: c.Timeout,
+	})
+	m.wg.Go(func() { cnt.Run(runCtx) })
+	m.wg.Go(func() { m.ensureStream(runCtx) })
+
+	h := &webhook.Handler{
+		Counter:    cnt,
+		Publisher:  m.pub,
+		Path:       c.Path,
+		Timeout:    c.Timeout,
+		RetryAfter: c.RetryAfter,
+		Ready:      m.ready,
+		Metrics:    &m.Metrics,
+		Log:        m.Log,
+	}
+	if len(secrets) > 0 {
+		h.Verifier = &task.Verifier{Secrets: secrets, Tolerance: c.Tolerance}
+		m.Log.Info("webhook signatures required", "secrets", len(secrets))
+	} else {
+		m.Log.Warn("webhook signing is off: unsigned requests are accepted; set HOOKPIPE_WEBHOOK_SECRET to require signatures")
+	}
+	m.srv = &fasthttp.Server{
+		Handler:               h.ServeFastHTTP,
+		ErrorHandler:          h.ErrorHandler,
+		Name:                  "hookpipe-receiver",
+		MaxRequestBodySize:    c.MaxBodySize,
+		Concurrency:           c.Concurrency,
+		ReadTimeout:           c.ReadTimeout,
+		WriteTimeout:          c.Timeout + 5*time.Second,
+		IdleTimeout:           c.IdleTimeout,
+		NoDefaultServerHeader: false,
+		NoDefaultDate:         true,
+		CloseOnShutdown:       true,
+	}
+	m.wg.Go(func() {
+		if err := m.srv.Serve(m.ln); err != nil {
+			m.Log.Error("serve", "err", err)
+		}
+	})
+	m.Log.Info("receiver listening", "addr", m.ln.Addr().String(), "path", c.Path,
+		"nats", redactURL(c.NATSURL), "redis", redactURL(c.RedisURL), "key_prefix", c.KeyPrefix)
+	return nil
+}
+
+// ensureStream creates the stream as soon as NATS answers.
+func (m *Main) ensureStream(ctx context.Context) {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := m.pub.EnsureStream(sctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		m.Log.Debug("stream not ready", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (m *Main) ready(ctx context.Context) error {
+	if err := m.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return m.pub.Ping(ctx)
+}
+
+// Addr returns the address the receiver listens on.
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// URL returns the webhook URL of the receiver, with 127.0.0.1 for an
+// unspecified host.
+func (m *Main) URL() string {
+	_, port, _ := net.SplitHostPort(m.Addr())
+	return "http://127.0.0.1:" + port + m.Config.Path
+}
+
+// Close stops accepting, lets in-flight requests finish, waits for
+// outstanding stream acknowledgements and drains NATS, all within the
+// configured shutdown timeout.
+func (m *Main) Close() error {
+	if m.srv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+	defer cancel()
+	errSrv := m.srv.ShutdownWithContext(ctx)
+	errPub := m.pub.Close(ctx)
+	m.cancel()
+	m.wg.Wait()
+	errRedis := m.rdb.Close()
+	return errors.Join(errSrv, errPub, errRedis)
+}
+
+func redactURL(u string) string {
+	if at := strings.LastIndex(u, "@"); at >= 0 {
+		if i := strings.Index(u, "://"); i >= 0 && i < at {
+			return u[:i+3] + "***" + u[at:]
+		}
+	}
+	return u
+}

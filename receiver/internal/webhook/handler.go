@@ -1,0 +1,309 @@
+// Package webhook is the receiver's HTTP side: it takes task webhooks on
+// fasthttp, checks method, content type, signature and body, and answers 200
+// only once the task is counted in Redis and acknowledged by the stream.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/hookpipe/hookpipe/task"
+	"github.com/valyala/fasthttp"
+)
+
+// Counter deduplicates and counts tasks.
+type Counter interface {
+	// Count counts t unless id was counted before; it returns "" when it
+	// counted, else the state recorded for id (task.SeenCounted or
+	// task.SeenPublished).
+	Count(ctx context.Context, id string, t task.Task, now time.Time) (prev string, err error)
+	// MarkPublished records that the stream holds the task of id.
+	MarkPublished(ctx context.Context, id string) error
+}
+
+// Publisher stores tasks in the stream.
+type Publisher interface {
+	// Publish returns once the stream acknowledged data on subject; a
+	// non-empty id is the message id the stream deduplicates on.
+	Publish(ctx context.Context, id, subject string, data []byte) error
+}
+
+// Handler answers webhook requests. Its fields must be set before the first
+// request and not changed after.
+type Handler struct {
+	Counter   Counter
+	Publisher Publisher
+	// Verifier checks signatures; nil accepts unsigned requests.
+	Verifier *task.Verifier
+	// Path is where webhooks are posted; default "/consumetasks".
+	Path string
+	// Timeout bounds the Redis and stream work of one request; default 2s.
+	Timeout time.Duration
+	// RetryAfter is sent with every 503; default 1s.
+	RetryAfter time.Duration
+	// Ready reports whether Redis and NATS answer, for /readyz.
+	Ready func(ctx context.Context) error
+	// Metrics is where the handler counts what it does; required.
+	Metrics *Metrics
+	// Log receives one line per failure that matters, never one per request.
+	Log *slog.Logger
+	// Now returns the time; default time.Now. Tests move it.
+	Now func() time.Time
+}
+
+// Errors of the request itself. Each maps to one status in status().
+var (
+	errNotFound    = errors.New("no such path")
+	errMethod      = errors.New("method not allowed: use POST")
+	errContentType = errors.New("content type must be application/json")
+	errTooLarge    = errors.New("body too large")
+	errBadID       = &task.FieldError{Field: task.HeaderID, Problem: "must be 1 to 256 printable ASCII characters"}
+	errRedis       = errors.New("could not record the task: redis unavailable, retry later")
+	errStream      = errors.New("could not publish the task: stream unavailable, retry later")
+)
+
+// maxIDLen bounds a webhook id, which becomes part of a Redis key and a NATS
+// header.
+const maxIDLen = 256
+
+var (
+	bodyAccepted  = []byte(`{"status":"accepted"}`)
+	bodyDuplicate = []byte(`{"status":"duplicate"}`)
+	bodyOK        = []byte(`{"status":"ok"}`)
+	contentJSON   = []byte("application/json")
+)
+
+// ServeFastHTTP routes a request.
+func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	switch {
+	case string(path) == h.path():
+		h.ingest(ctx)
+	case string(path) == "/healthz":
+		h.json(ctx, fasthttp.StatusOK, bodyOK)
+	case string(path) == "/readyz":
+		h.readyz(ctx)
+	case string(path) == "/metrics":
+		ctx.SetContentType("text/plain; version=0.0.4")
+		h.Metrics.WriteTo(ctx)
+	default:
+		h.fail(ctx, errNotFound)
+	}
+}
+
+func (h *Handler) path() string {
+	if h.Path == "" {
+		return "/consumetasks"
+	}
+	return h.Path
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+func (h *Handler) ingest(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	h.Metrics.inFlight.Add(1)
+	defer func() {
+		h.Metrics.inFlight.Add(-1)
+		h.Metrics.observe(ctx.Response.StatusCode(), time.Since(start))
+	}()
+
+	if !ctx.IsPost() {
+		ctx.Response.Header.Set("Allow", "POST")
+		h.fail(ctx, errMethod)
+		return
+	}
+	if !isJSON(ctx.Request.Header.ContentType()) {
+		h.fail(ctx, errContentType)
+		return
+	}
+	body := ctx.PostBody()
+	hdr := &ctx.Request.Header
+	rawID := hdr.Peek(task.HeaderID)
+	if len(rawID) > 0 && !validID(rawID) {
+		h.fail(ctx, errBadID)
+		return
+	}
+	// Copied: the id outlives neither the request nor the handler, but it
+	// is handed to other goroutines while the handler waits.
+	id := string(rawID)
+	now := h.now()
+	if h.Verifier != nil {
+		err := h.Verifier.Verify(id, string(hdr.Peek(task.HeaderTimestamp)), string(hdr.Peek(task.HeaderSignature)), body, now)
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+	}
+	t, err := task.Decode(body)
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+
+	timeout := h.Timeout
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+
+	prev, err := h.Counter.Count(rctx, id, t, now)
+	if err != nil {
+		h.Metrics.RedisFailures.Add(1)
+		h.Log.Warn("count failed", "err", err)
+		h.fail(ctx, errRedis)
+		return
+	}
+	if prev == task.SeenPublished {
+		h.Metrics.Duplicates.Add(1)
+		h.json(ctx, fasthttp.StatusOK, bodyDuplicate)
+		return
+	}
+	// New, or counted by an earlier delivery whose publish was not
+	// acknowledged: publish (again). The stream drops the copy if the
+	// earlier publish did land after all.
+	data := t.AppendJSON(make([]byte, 0, 160))
+	if err := h.Publisher.Publish(rctx, id, t.Priority.Subject(), data); err != nil {
+		h.Metrics.PublishFailures.Add(1)
+		h.Log.Warn("publish failed", "err", err)
+		h.fail(ctx, errStream)
+		return
+	}
+	if id != "" {
+		if err := h.Counter.MarkPublished(rctx, id); err != nil {
+			// Counted and published, but a later delivery of id could not
+			// tell: have the sender retry until the mark is recorded.
+			h.Metrics.RedisFailures.Add(1)
+			h.Log.Warn("mark published failed", "err", err)
+			h.fail(ctx, errRedis)
+			return
+		}
+	}
+	if prev == task.SeenCounted {
+		h.Metrics.Duplicates.Add(1)
+		h.json(ctx, fasthttp.StatusOK, bodyDuplicate)
+		return
+	}
+	h.Metrics.Accepted.Add(1)
+	h.json(ctx, fasthttp.StatusOK, bodyAccepted)
+}
+
+func (h *Handler) readyz(ctx *fasthttp.RequestCtx) {
+	if h.Ready != nil {
+		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := h.Ready(rctx); err != nil {
+			b, _ := json.Marshal(map[string]string{"status": "unavailable", "error": err.Error()})
+			h.json(ctx, fasthttp.StatusServiceUnavailable, b)
+			return
+		}
+	}
+	h.json(ctx, fasthttp.StatusOK, bodyOK)
+}
+
+// status maps every error the handler answers with to its HTTP status.
+func status(err error) int {
+	var fe *task.FieldError
+	switch {
+	case errors.As(err, &fe):
+		return fasthttp.StatusBadRequest
+	case errors.Is(err, errNotFound):
+		return fasthttp.StatusNotFound
+	case errors.Is(err, errMethod):
+		return fasthttp.StatusMethodNotAllowed
+	case errors.Is(err, errContentType):
+		return fasthttp.StatusUnsupportedMediaType
+	case errors.Is(err, errTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge
+	case errors.Is(err, task.ErrNoSignature), errors.Is(err, task.ErrBadTimestamp),
+		errors.Is(err, task.ErrStale), errors.Is(err, task.ErrSignature):
+		return fasthttp.StatusUnauthorized
+	case errors.Is(err, errRedis), errors.Is(err, errStream):
+		return fasthttp.StatusServiceUnavailable
+	}
+	return fasthttp.StatusInternalServerError
+}
+
+// errorBody is the JSON of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+	// Field names the offending field when the task itself is wrong.
+	Field string `json:"field,omitempty"`
+}
+
+func (h *Handler) fail(ctx *fasthttp.RequestCtx, err error) {
+	code := status(err)
+	body := errorBody{Error: err.Error()}
+	var fe *task.FieldError
+	if errors.As(err, &fe) {
+		body.Field = fe.Field
+	}
+	if code == fasthttp.StatusServiceUnavailable {
+		ra := h.RetryAfter
+		if ra <= 0 {
+			ra = time.Second
+		}
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(int((ra+time.Second-1)/time.Second)))
+	}
+	b, _ := json.Marshal(body)
+	h.json(ctx, code, b)
+}
+
+func (h *Handler) json(ctx *fasthttp.RequestCtx, code int, body []byte) {
+	ctx.SetStatusCode(code)
+	ctx.Response.Header.SetContentTypeBytes(contentJSON)
+	ctx.SetBody(body)
+}
+
+// ErrorHandler answers requests fasthttp itself refused, such as bodies
+// over the size limit, with the same JSON errors as the handler.
+func (h *Handler) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		h.Metrics.observe(fasthttp.StatusRequestEntityTooLarge, 0)
+		h.fail(ctx, errTooLarge)
+		return
+	}
+	h.Metrics.observe(fasthttp.StatusBadRequest, 0)
+	h.fail(ctx, &task.FieldError{Problem: "malformed HTTP request"})
+}
+
+// isJSON reports whether a Content-Type header names JSON in UTF-8.
+func isJSON(ct []byte) bool {
+	media, params, _ := bytes.Cut(ct, []byte(";"))
+	if !bytes.EqualFold(bytes.TrimSpace(media), contentJSON) {
+		return false
+	}
+	for p := range bytes.SplitSeq(params, []byte(";")) {
+		k, v, _ := bytes.Cut(bytes.TrimSpace(p), []byte("="))
+		if bytes.EqualFold(k, []byte("charset")) {
+			v = bytes.Trim(v, `"`)
+			if !bytes.EqualFold(v, []byte("utf-8")) && !bytes.EqualFold(v, []byte("utf8")) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func validID(id []byte) bool {
+	if len(id) > maxIDLen {
+		return false
+	}
+	for _, c := range id {
+		if c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
