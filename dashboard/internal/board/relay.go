@@ -1,0 +1,92 @@
+package board
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/hookpipe/hookpipe/task"
+)
+
+// RelayPort is the relay's port when the page has to guess its address.
+const RelayPort = "5002"
+
+// RelayBase returns the relay's base URL: configured when not empty (the
+// HOOKPIPE_RELAY_URL of the dashboard server), else the page's own scheme and
+// host name on RelayPort.
+func RelayBase(configured string, page *url.URL) (*url.URL, error) {
+	if configured = strings.TrimSpace(configured); configured != "" {
+		u, err := url.Parse(configured)
+		if err != nil {
+			return nil, fmt.Errorf("relay url %q: %w", configured, err)
+		}
+		if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+			return nil, fmt.Errorf("relay url %q: want http(s)://host[:port]", configured)
+		}
+		u.Path = strings.TrimRight(u.Path, "/")
+		u.RawQuery, u.Fragment = "", ""
+		return u, nil
+	}
+	if page == nil || page.Hostname() == "" {
+		return nil, fmt.Errorf("relay url: not configured and the page has no host")
+	}
+	scheme := "http"
+	if page.Scheme == "https" {
+		scheme = "https"
+	}
+	host := page.Hostname()
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return &url.URL{Scheme: scheme, Host: host + ":" + RelayPort}, nil
+}
+
+// SocketURL returns the relay's WebSocket URL, resuming after since when it
+// is not zero.
+func SocketURL(base *url.URL, since uint64) string {
+	u := *base
+	u.Scheme = "ws"
+	if base.Scheme == "https" {
+		u.Scheme = "wss"
+	}
+	u.Path += "/ws"
+	if since > 0 {
+		u.RawQuery = "since=" + strconv.FormatUint(since, 10)
+	}
+	return u.String()
+}
+
+// BatchesURL returns the URL of the relay's list of recent batches.
+func BatchesURL(base *url.URL, limit int) string {
+	u := *base
+	u.Path += "/batches"
+	if limit > 0 {
+		u.RawQuery = "limit=" + strconv.Itoa(limit)
+	}
+	return u.String()
+}
+
+// BatchURL returns the URL of one batch's summary.
+func BatchURL(base *url.URL, id string) string {
+	return base.String() + "/batches/" + url.PathEscape(id)
+}
+
+// Progress is how far a batch has come.
+type Progress struct {
+	// Done is the number of its tasks counted so far.
+	Done int64
+	// Size is the batch's size, 0 when unknown.
+	Size int64
+	// Percent is Done over Size, from 0 to 100; 0 when Size is unknown.
+	Percent float64
+}
+
+// BatchProgress returns how far a batch has come.
+func BatchProgress(b task.BatchSummary) Progress {
+	p := Progress{Done: b.Counts.Total(), Size: b.Size}
+	if p.Size > 0 {
+		p.Percent = min(100, 100*float64(p.Done)/float64(p.Size))
+	}
+	return p
+}
