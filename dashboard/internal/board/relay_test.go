@@ -20,8 +20,8 @@ func mustJSON(t testing.TB, v any) []byte {
 func TestRelayBase(t *testing.T) {
 	tests := []struct {
 		configured, page string
-		want, ws        string
-		err             bool
+		want, ws         string
+		err              bool
 	}{
 		{"http://127.0.0.1:5002", "http://localhost:8080/", "http://127.0.0.1:5002", "ws://127.0.0.1:5002/ws?since=7", false},
 		{"https://relay.example/base/", "http://x/", "https://relay.example/base", "wss://relay.example/base/ws?since=7", false},
