@@ -12,10 +12,10 @@ import (
 type Counts [NumPriorities]int64
 
 // Of returns the total for priority p.
-func (c *Counts) Of(p Priority) int64 { return c[p.Index()] }
+func (c Counts) Of(p Priority) int64 { return c[p.Index()] }
 
 // Total returns the sum over all priorities.
-func (c *Counts) Total() int64 {
+func (c Counts) Total() int64 {
 	var n int64
 	for _, v := range c {
 		n += v

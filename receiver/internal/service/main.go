@@ -95,6 +95,9 @@ func (m *Main) Run(ctx context.Context) error {
 	ropt.MaxRetries = -1
 	ropt.PoolSize = 32
 	m.rdb = redis.NewClient(ropt)
+	// go-redis logs every failed dial; those failures reach the metrics and
+	// the 503 answers already, so its lines go to debug.
+	redis.SetLogger(redisLogger{m.Log})
 
 	m.pub, err = publish.Connect(c.NATSURL, publish.StreamOptions{
 		MaxAge: c.StreamMaxAge, MaxBytes: c.StreamMaxBytes, Duplicates: c.DuplicateWindow, Replicas: c.StreamReplicas,
@@ -208,6 +211,12 @@ func (m *Main) Close() error {
 	m.wg.Wait()
 	errRedis := m.rdb.Close()
 	return errors.Join(errSrv, errPub, errRedis)
+}
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
 
 func redactURL(u string) string {

@@ -1,0 +1,432 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookpipe/hookpipe/receiver/internal/service"
+	"github.com/hookpipe/hookpipe/task"
+	"github.com/hookpipe/hookpipe/testdata/testenv"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+)
+
+// env is one receiver with the real servers behind it.
+type env struct {
+	m      *service.Main
+	url    string
+	rdb    *redis.Client
+	js     jetstream.JetStream
+	keys   task.Keys
+	secret task.Secret
+}
+
+func start(t testing.TB, natsURL, redisURL, prefix string, configure func(*service.Config)) *env {
+	t.Helper()
+	m := service.NewMain()
+	m.Config.Addr = "127.0.0.1:0"
+	m.Config.NATSURL = natsURL
+	m.Config.RedisURL = redisURL
+	m.Config.KeyPrefix = prefix
+	m.Config.Timeout = 500 * time.Millisecond
+	if configure != nil {
+		configure(&m.Config)
+	}
+	if err := m.Config.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	opt, _ := redis.ParseURL(redisURL)
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	nc, err := nats.Connect(natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	e := &env{m: m, url: m.URL(), rdb: rdb, js: js, keys: task.Keys{Prefix: prefix}}
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		res, err := http.Get(strings.TrimSuffix(e.url, m.Config.Path) + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	}, "receiver not ready")
+	return e
+}
+
+func newEnv(t testing.TB, configure func(*service.Config)) *env {
+	t.Helper()
+	ns := testenv.NATS(t)
+	url, prefix := testenv.Redis(t)
+	return start(t, ns.ClientURL(), url, prefix, configure)
+}
+
+func sampleTask(i int) task.Task {
+	return task.Task{
+		BatchID:  "0f8fad5b-d9cb-469f-a165-70867728950e",
+		ID:       int64(i),
+		Owner:    fmt.Sprintf("Owner %d", i),
+		Priority: task.Priorities[i%task.NumPriorities],
+	}
+}
+
+type reply struct {
+	status int
+	body   string
+	header http.Header
+}
+
+func (e *env) post(t testing.TB, id string, body []byte, hdr map[string]string) reply {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if id != "" {
+		req.Header.Set(task.HeaderID, id)
+	}
+	for k, v := range hdr {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return reply{status: -1, body: err.Error()}
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return reply{status: res.StatusCode, body: string(b), header: res.Header}
+}
+
+func (e *env) counts(t testing.TB) task.Counts {
+	t.Helper()
+	m, err := e.rdb.HGetAll(context.Background(), e.keys.Counts()).Result()
+	if err != nil {
+		t.Fatalf("redis: %v", err)
+	}
+	var c task.Counts
+	for name, v := range m {
+		p, err := task.ParsePriority(name)
+		if err != nil {
+			t.Fatalf("counts hash has field %q", name)
+		}
+		fmt.Sscan(v, &c[p.Index()])
+	}
+	return c
+}
+
+// streamMsgs returns the messages in the stream: message id -> how many.
+func (e *env) streamMsgs(t testing.TB) (byID map[string]int, total int) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := e.js.Stream(ctx, task.StreamName)
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID = map[string]int{}
+	if info.State.Msgs == 0 {
+		return byID, 0
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for total < int(info.State.Msgs) {
+		msg, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("reading stream after %d of %d: %v", total, info.State.Msgs, err)
+		}
+		if _, err := task.Decode(msg.Data()); err != nil {
+			t.Fatalf("stream holds an invalid task %s: %v", msg.Data(), err)
+		}
+		byID[msg.Headers().Get(jetstream.MsgIDHeader)]++
+		total++
+	}
+	return byID, total
+}
+
+func TestAcceptCountsAndPublishes(t *testing.T) {
+	e := newEnv(t, nil)
+	var want task.Counts
+	for i := range 20 {
+		tk := sampleTask(i)
+		r := e.post(t, fmt.Sprintf("msg_%d", i), tk.Encode(), nil)
+		if r.status != 200 || !strings.Contains(r.body, "accepted") {
+			t.Fatalf("post %d: %d %s", i, r.status, r.body)
+		}
+		want[tk.Priority.Index()]++
+	}
+	if got := e.counts(t); got != want {
+		t.Fatalf("counts %v, want %v", got, want)
+	}
+	batch, _ := e.rdb.HGetAll(context.Background(), e.keys.Batch(sampleTask(0).BatchID)).Result()
+	if batch["Low"] != fmt.Sprint(want[0]) || batch["Critical"] != fmt.Sprint(want[3]) {
+		t.Fatalf("batch hash %v, want counts %v", batch, want)
+	}
+	byID, total := e.streamMsgs(t)
+	if total != 20 || len(byID) != 20 {
+		t.Fatalf("stream holds %d messages with %d ids, want 20 and 20", total, len(byID))
+	}
+}
+
+func TestDuplicateChangesNothing(t *testing.T) {
+	e := newEnv(t, nil)
+	body := sampleTask(3).Encode()
+	first := e.post(t, "msg_dup", body, nil)
+	second := e.post(t, "msg_dup", body, nil)
+	if first.status != 200 || second.status != 200 || !strings.Contains(second.body, "duplicate") {
+		t.Fatalf("first %d %s, second %d %s; want 200 accepted then 200 duplicate", first.status, first.body, second.status, second.body)
+	}
+	if got := e.counts(t).Total(); got != 1 {
+		t.Fatalf("total %d after a duplicate, want 1", got)
+	}
+	if _, total := e.streamMsgs(t); total != 1 {
+		t.Fatalf("stream holds %d messages, want 1", total)
+	}
+	if d := e.m.Metrics.Duplicates.Load(); d != 1 {
+		t.Fatalf("duplicates metric %d, want 1", d)
+	}
+}
+
+func TestRequestsWithoutIDCountEachTime(t *testing.T) {
+	e := newEnv(t, nil)
+	body := sampleTask(1).Encode()
+	for range 3 {
+		if r := e.post(t, "", body, nil); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	}
+	if got := e.counts(t).Total(); got != 3 {
+		t.Fatalf("total %d, want 3", got)
+	}
+}
+
+func TestSignedRequests(t *testing.T) {
+	secret, _ := task.ParseSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	rotated, _ := task.ParseSecret("whsec_c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24=")
+	e := newEnv(t, func(c *service.Config) { c.WebhookSecret = rotated.String() + " " + secret.String() })
+	for i, s := range []task.Secret{secret, rotated} {
+		body := sampleTask(i).Encode()
+		id := fmt.Sprintf("msg_signed_%d", i)
+		now := time.Now()
+		r := e.post(t, id, body, map[string]string{
+			task.HeaderTimestamp: fmt.Sprint(now.Unix()),
+			task.HeaderSignature: s.Sign(id, now, body),
+		})
+		if r.status != 200 {
+			t.Fatalf("signed with secret %d: %d %s", i, r.status, r.body)
+		}
+	}
+	if got := e.counts(t).Total(); got != 2 {
+		t.Fatalf("total %d, want 2", got)
+	}
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	e := newEnv(t, nil)
+	e.post(t, "", sampleTask(0).Encode(), nil)
+	base := strings.TrimSuffix(e.url, "/consumetasks")
+	for path, want := range map[string]string{
+		"/healthz": `"ok"`,
+		"/readyz":  `"ok"`,
+		"/metrics": `hookpipe_receiver_requests_total{status="200"} 1`,
+	} {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("GET %s: %d %s; want 200 containing %s", path, res.StatusCode, b, want)
+		}
+	}
+}
+
+func TestConfigFromEnvAndFlags(t *testing.T) {
+	env := map[string]string{"HOOKPIPE_RECEIVER_ADDR": ":7000", "HOOKPIPE_MAX_BODY_SIZE": "1000", "REDIS_URL": "redis://r:1"}
+	c := service.DefaultConfig()
+	if err := c.Parse([]string{"--addr", ":7001"}, func(k string) string { return env[k] }, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":7001" || c.MaxBodySize != 1000 || c.RedisURL != "redis://r:1" {
+		t.Fatalf("got addr %s size %d redis %s; want the flag over the env, the env over the default", c.Addr, c.MaxBodySize, c.RedisURL)
+	}
+	for _, bad := range [][]string{{"--max-body-size", "12abc"}, {"--webhook-secret", "whsec_***"}, {"--timeout", "0s"}, {"--log-format", "xml"}} {
+		c := service.DefaultConfig()
+		if err := c.Parse(bad, func(string) string { return "" }, io.Discard); err == nil {
+			t.Errorf("Parse(%q) accepted", bad)
+		}
+	}
+}
+
+// concurrently posts tasks from workers, retrying each on anything but a
+// 200 the way a webhook sender does, and returns the ids that got a 200.
+func concurrently(t *testing.T, e *env, ids []string, during func()) map[string]task.Task {
+	t.Helper()
+	var mu sync.Mutex
+	accepted := map[string]task.Task{}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := range next {
+				tk := sampleTask(i)
+				for attempt := 0; ; attempt++ {
+					r := e.post(t, ids[i], tk.Encode(), nil)
+					if r.status == 200 {
+						mu.Lock()
+						accepted[ids[i]] = tk
+						mu.Unlock()
+						break
+					}
+					if r.status != 503 && r.status != -1 {
+						t.Errorf("id %s: %d %s", ids[i], r.status, r.body)
+						return
+					}
+					if r.status == 503 && r.header.Get("Retry-After") == "" {
+						t.Errorf("503 without Retry-After")
+					}
+					if attempt > 400 {
+						t.Errorf("id %s never accepted", ids[i])
+						return
+					}
+					time.Sleep(25 * time.Millisecond)
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { during(); close(done) }()
+	for i := range ids {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	<-done
+	return accepted
+}
+
+func checkExact(t *testing.T, e *env, accepted map[string]task.Task) {
+	t.Helper()
+	var want task.Counts
+	for _, tk := range accepted {
+		want[tk.Priority.Index()]++
+	}
+	if got := e.counts(t); got != want {
+		t.Errorf("redis counts %v, want %v (one per unique accepted id)", got, want)
+	}
+	byID, total := e.streamMsgs(t)
+	if total != len(accepted) {
+		t.Errorf("stream holds %d messages, want %d", total, len(accepted))
+	}
+	for id := range accepted {
+		if byID[id] != 1 {
+			t.Errorf("stream holds id %s %d times, want once", id, byID[id])
+		}
+	}
+}
+
+func TestRedisStoppedUnderLoad(t *testing.T) {
+	ns := testenv.NATS(t)
+	rp := testenv.StartRedis(t)
+	e := start(t, ns.ClientURL(), rp.URL(), testenv.KeyPrefix(t), nil)
+	ids := make([]string, 400)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("msg_redis_%d", i)
+	}
+	accepted := concurrently(t, e, ids, func() {
+		time.Sleep(100 * time.Millisecond)
+		rp.Stop()
+		time.Sleep(700 * time.Millisecond)
+		rp.Restart(t)
+	})
+	if len(accepted) != len(ids) {
+		t.Fatalf("%d of %d ids accepted", len(accepted), len(ids))
+	}
+	if f := e.m.Metrics.RedisFailures.Load(); f == 0 {
+		t.Log("no request met the Redis outage; the test proves less than it should")
+	}
+	checkExact(t, e, accepted)
+}
+
+func TestNATSStoppedUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	ns := testenv.StartNATS(t, -1, dir)
+	port := testenv.Port(ns)
+	url, prefix := testenv.Redis(t)
+	e := start(t, ns.ClientURL(), url, prefix, nil)
+	ids := make([]string, 400)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("msg_nats_%d", i)
+	}
+	accepted := concurrently(t, e, ids, func() {
+		time.Sleep(100 * time.Millisecond)
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		time.Sleep(700 * time.Millisecond)
+		testenv.StartNATS(t, port, dir)
+	})
+	if len(accepted) != len(ids) {
+		t.Fatalf("%d of %d ids accepted", len(accepted), len(ids))
+	}
+	if f := e.m.Metrics.PublishFailures.Load(); f == 0 {
+		t.Log("no request met the NATS outage; the test proves less than it should")
+	}
+	checkExact(t, e, accepted)
+}
+
+func TestDependenciesDownAnswer503Fast(t *testing.T) {
+	free, _ := testenv.FreePort()
+	_, prefix := testenv.Redis(t)
+	ns := testenv.NATS(t)
+	e := &env{}
+	m := service.NewMain()
+	m.Config.Addr = "127.0.0.1:0"
+	m.Config.NATSURL = ns.ClientURL()
+	m.Config.RedisURL = fmt.Sprintf("redis://127.0.0.1:%d", free)
+	m.Config.KeyPrefix = prefix
+	m.Config.Timeout = 300 * time.Millisecond
+	m.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	e.m, e.url = m, m.URL()
+	start := time.Now()
+	r := e.post(t, "msg_down", sampleTask(0).Encode(), nil)
+	if r.status != 503 || r.header.Get("Retry-After") != "1" {
+		t.Fatalf("with Redis down: %d %s Retry-After %q; want 503 with Retry-After 1", r.status, r.body, r.header.Get("Retry-After"))
+	}
+	// The deadline is what the test checks, with a wide margin for slow
+	// machines: the request must not hang on the dead dependency.
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("503 took %v", d)
+	}
+	var body map[string]string
+	if err := json.Unmarshal([]byte(r.body), &body); err != nil || body["error"] == "" {
+		t.Fatalf("503 body %q is not a JSON error", r.body)
+	}
+}
