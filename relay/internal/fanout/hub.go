@@ -1,0 +1,512 @@
+// Package fanout turns the stream of accepted tasks into WebSocket frames
+// for many dashboards at once.
+//
+// One hub goroutine owns everything that changes: a ring of recent events,
+// the current counts and the set of clients. At most once per interval it
+// builds one update frame, encodes it once and offers the same bytes to the
+// bounded queue of every client; a client whose queue is full is too slow
+// and is cut off, so that it never holds the others back. Joins (snapshots
+// and resumes) are served by the same goroutine between two frames, which is
+// what makes a resume exact: a client gets the events it missed up to the
+// last frame sent, and every later event comes in the next frame.
+package fanout
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/hookpipe/hookpipe/task"
+)
+
+// Config tunes a Hub. The zero value of a field means its default.
+type Config struct {
+	// Interval is the shortest time between two frames to a client;
+	// default 16ms, one display frame.
+	Interval time.Duration
+	// MaxInterval bounds how far the interval widens when clients cannot
+	// keep up with it; default 250ms.
+	MaxInterval time.Duration
+	// SnapshotEvents is how many recent events a snapshot carries;
+	// default 100.
+	SnapshotEvents int
+	// RingSize is how many recent events the hub keeps for snapshots and
+	// resumes; default 10000. A client that missed more gets a snapshot.
+	RingSize int
+	// QueueSize is how many frames may wait for one client before it counts
+	// as too slow and is cut off; default 128 (two seconds at 16ms).
+	QueueSize int
+	// MaxConns is the most WebSocket connections served at once; default
+	// 20000. Beyond it a connection is closed at once with
+	// task.CloseTryAgainLater.
+	MaxConns int
+	// PingInterval is how often the hub pings each client; default 25s.
+	PingInterval time.Duration
+	// PongTimeout is how long a client may stay silent (no pong) before it
+	// is dropped; default 60s.
+	PongTimeout time.Duration
+	// WriteTimeout bounds one write to a client; default 10s.
+	WriteTimeout time.Duration
+	// ReadLimit is the largest message a client may send, in bytes; default
+	// 4096. Clients have nothing to say but pongs and close frames.
+	ReadLimit int64
+	// ResumeWait is how long a client that resumes from a sequence the hub
+	// has not reached yet (it was served by a relay further ahead) waits for
+	// the hub to catch up before it gets a snapshot instead; default 2s.
+	ResumeWait time.Duration
+	// CheckOrigin decides which browser origins may connect; nil allows
+	// every origin.
+	CheckOrigin func(r *http.Request) bool
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		Interval:       16 * time.Millisecond,
+		MaxInterval:    250 * time.Millisecond,
+		SnapshotEvents: 100,
+		RingSize:       10000,
+		QueueSize:      128,
+		MaxConns:       20000,
+		PingInterval:   25 * time.Second,
+		PongTimeout:    60 * time.Second,
+		WriteTimeout:   10 * time.Second,
+		ReadLimit:      4096,
+		ResumeWait:     2 * time.Second,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Interval <= 0 {
+		c.Interval = d.Interval
+	}
+	if c.MaxInterval < c.Interval {
+		c.MaxInterval = max(d.MaxInterval, c.Interval)
+	}
+	if c.SnapshotEvents <= 0 {
+		c.SnapshotEvents = d.SnapshotEvents
+	}
+	if c.RingSize <= 0 {
+		c.RingSize = d.RingSize
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = d.QueueSize
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = d.MaxConns
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = d.PingInterval
+	}
+	if c.PongTimeout <= 0 {
+		c.PongTimeout = d.PongTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.ReadLimit <= 0 {
+		c.ReadLimit = d.ReadLimit
+	}
+	if c.ResumeWait <= 0 {
+		c.ResumeWait = d.ResumeWait
+	}
+	return c
+}
+
+// Close reasons sent to clients.
+const (
+	ReasonSlow     = "too slow: send queue full, reconnect and resume"
+	ReasonFull     = "relay at its connection limit, try again later"
+	ReasonShutdown = "relay shutting down, reconnect"
+)
+
+// frame is one encoded message, shared by every client it is sent to.
+type frame struct {
+	msg  *websocket.PreparedMessage
+	size int
+}
+
+// input is what the stream side hands the hub, in stream order.
+type input struct {
+	begin   bool // from = seq, last = pending: where the stream starts
+	ev      task.Event
+	bad     bool
+	seq     uint64
+	pending uint64
+}
+
+// Hub fans frames out to WebSocket clients. Create it with New, feed it
+// with Begin, Publish, Skip and SetCounts, serve clients with ServeHTTP,
+// and run it with Run.
+type Hub struct {
+	cfg      Config
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+
+	in         chan input
+	countsIn   chan task.Counts
+	joins      chan *client
+	leaves     chan *client
+	wantCounts chan struct{}
+	done       chan struct{}
+	clientsWG  sync.WaitGroup
+
+	conns   atomic.Int64
+	nextSeq atomic.Uint64 // next stream sequence the hub wants; 0 before Begin
+	isLive  atomic.Bool
+	stats   stats
+
+	// Owned by the Run goroutine.
+	ring        *ring
+	begun       bool
+	target      uint64 // stream's last sequence at Begin: live once reached
+	seq         uint64 // newest sequence taken in
+	sent        uint64 // sequence of the last update frame
+	counts      task.Counts
+	countsVer   uint64
+	countsSent  uint64
+	clients     map[*client]struct{}
+	held        []*client
+	interval    time.Duration
+	buf         []byte
+	evbuf       [][]byte
+	snapCache   cachedFrame
+	resumeCache cachedFrame
+}
+
+type cachedFrame struct {
+	since, sent, ver uint64
+	f                *frame
+}
+
+// New returns a hub with cfg, whose zero fields take their defaults.
+func New(cfg Config, log *slog.Logger) *Hub {
+	cfg = cfg.withDefaults()
+	h := &Hub{
+		cfg:        cfg,
+		log:        log,
+		in:         make(chan input, 4096),
+		countsIn:   make(chan task.Counts, 1),
+		joins:      make(chan *client, 256),
+		leaves:     make(chan *client, 256),
+		wantCounts: make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		clients:    make(map[*client]struct{}),
+		interval:   cfg.Interval,
+	}
+	origin := cfg.CheckOrigin
+	if origin == nil {
+		origin = func(*http.Request) bool { return true }
+	}
+	h.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   512,
+		WriteBufferPool:  &sync.Pool{},
+		CheckOrigin: func(r *http.Request) bool {
+			if origin(r) {
+				return true
+			}
+			h.stats.refusedOrigin.Add(1)
+			return false
+		},
+	}
+	return h
+}
+
+// NextSeq returns the stream sequence the hub wants next, so that a
+// consumer recreated after a NATS restart goes on where the hub stopped; 0
+// means Begin was not called yet.
+func (h *Hub) NextSeq() uint64 { return h.nextSeq.Load() }
+
+// RingSize returns how many events the hub keeps, so that the stream side
+// knows how much history to load.
+func (h *Hub) RingSize() int { return h.cfg.RingSize }
+
+// Live reports whether the hub has taken in the stream as it stood at Begin,
+// so that snapshots are complete.
+func (h *Hub) Live() bool { return h.isLive.Load() }
+
+// CountsWanted yields when events arrived whose counts the hub has not
+// seen yet; the counts reader reads Redis then.
+func (h *Hub) CountsWanted() <-chan struct{} { return h.wantCounts }
+
+// Begin tells the hub that the stream is read from sequence from on and
+// that its newest message is last (0 for an empty stream). It is called
+// once, before the first Publish.
+func (h *Hub) Begin(ctx context.Context, from, last uint64) error {
+	h.nextSeq.Store(max(from, 1))
+	return h.send(ctx, input{begin: true, seq: from, pending: last})
+}
+
+// Publish hands the hub the next event of the stream; pending is how many
+// messages the stream holds after it.
+func (h *Hub) Publish(ctx context.Context, ev task.Event, pending uint64) error {
+	h.nextSeq.Store(ev.Seq + 1)
+	return h.send(ctx, input{ev: ev, seq: ev.Seq, pending: pending})
+}
+
+// Skip tells the hub that stream message seq is not a valid task and is
+// left out of every frame.
+func (h *Hub) Skip(ctx context.Context, seq, pending uint64) error {
+	h.nextSeq.Store(seq + 1)
+	return h.send(ctx, input{bad: true, seq: seq, pending: pending})
+}
+
+func (h *Hub) send(ctx context.Context, in input) error {
+	select {
+	case h.in <- in:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-h.done:
+		return context.Canceled
+	}
+}
+
+// SetCounts hands the hub the counts just read from Redis. Only the newest
+// matters, so an unread older value is replaced.
+func (h *Hub) SetCounts(c task.Counts) {
+	for {
+		select {
+		case h.countsIn <- c:
+			return
+		default:
+		}
+		select {
+		case <-h.countsIn:
+		default:
+		}
+	}
+}
+
+// Run serves until ctx ends, then closes every client with
+// task.CloseGoingAway and waits, until deadline at most, for them to go.
+func (h *Hub) Run(ctx context.Context, shutdown time.Duration) error {
+	tick := time.NewTicker(h.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			h.stop(shutdown)
+			return nil
+		case in := <-h.in:
+			h.take(in)
+			// Take whatever else is waiting, so a burst costs one wake-up.
+			for n := 0; n < 1024; n++ {
+				select {
+				case in := <-h.in:
+					h.take(in)
+					continue
+				default:
+				}
+				break
+			}
+		case c := <-h.countsIn:
+			if c != h.counts {
+				h.counts = c
+				h.countsVer++
+			}
+		case c := <-h.joins:
+			h.join(c, time.Now())
+		case c := <-h.leaves:
+			h.drop(c)
+		case now := <-tick.C:
+			before := h.interval
+			h.tick(now)
+			if h.interval != before {
+				tick.Reset(h.interval)
+			}
+		}
+	}
+}
+
+func (h *Hub) take(in input) {
+	if in.begin {
+		h.begun = true
+		h.ring = newRing(h.cfg.RingSize, max(in.seq, 1))
+		h.seq = max(in.seq, 1) - 1
+		h.sent = h.seq
+		h.target = in.pending
+		if h.seq >= h.target {
+			h.goLive()
+		}
+		return
+	}
+	if !h.begun || in.seq <= h.seq {
+		return // a redelivery after a consumer reset
+	}
+	h.seq = in.seq
+	h.stats.seq.Store(in.seq)
+	h.stats.lag.Store(in.pending)
+	if in.bad {
+		h.stats.badEvents.Add(1)
+	} else {
+		h.ring.push(entry{seq: in.seq, json: appendEvent(nil, &in.ev)})
+	}
+	select {
+	case h.wantCounts <- struct{}{}:
+	default:
+	}
+	if !h.isLive.Load() && (in.pending == 0 || h.seq >= h.target) {
+		h.goLive()
+	}
+}
+
+func (h *Hub) goLive() {
+	h.isLive.Store(true)
+	h.log.Info("relay caught up with the stream", "seq", h.seq)
+}
+
+// tick sends one update frame to every client when anything changed, and
+// serves the joins that waited for the hub to catch up.
+func (h *Hub) tick(now time.Time) {
+	if !h.isLive.Load() {
+		return
+	}
+	if h.sent != h.seq || h.countsSent != h.countsVer {
+		h.evbuf = h.ring.after(h.evbuf[:0], h.sent, h.seq)
+		f := h.prepare(task.FrameUpdate, h.seq, h.evbuf)
+		h.sent, h.countsSent = h.seq, h.countsVer
+		backlog := 0
+		for c := range h.clients {
+			if len(c.queue) > 0 {
+				backlog++
+			}
+			if !c.offer(f) {
+				h.stats.dropped.Add(1)
+				h.stats.slow.Add(1)
+				h.remove(c)
+				c.close(task.CloseTryAgainLater, ReasonSlow)
+			}
+		}
+		h.adapt(backlog, len(h.clients))
+	}
+	if len(h.held) > 0 {
+		held := h.held
+		h.held = nil
+		for _, c := range held {
+			h.join(c, now)
+		}
+	}
+}
+
+// adapt widens the interval when many clients still have the previous frame
+// queued as the next is made (their writers, and the CPU, cannot keep up),
+// and narrows it again as they drain. Wider intervals mean fewer, larger
+// frames: the same events and counts reach everyone with less work.
+func (h *Hub) adapt(backlog, clients int) {
+	if clients == 0 {
+		return
+	}
+	switch {
+	case backlog*10 > clients: // over 10% behind
+		h.interval = min(h.interval*2, h.cfg.MaxInterval)
+	case backlog*100 <= clients: // at most 1% behind
+		h.interval = max(h.interval*3/4, h.cfg.Interval)
+	}
+	h.stats.intervalNanos.Store(int64(h.interval))
+}
+
+// join gives a new client its first frame and adds it to the set: a resume
+// update with exactly the events after its sequence up to the last frame
+// sent, or a snapshot.
+func (h *Hub) join(c *client, now time.Time) {
+	if !h.isLive.Load() || (c.resume && c.since > h.sent && now.Before(c.joined.Add(h.cfg.ResumeWait))) {
+		// The client holds more than this hub sent so far: wait for the
+		// stream (or for the hub's first catch-up) rather than go back.
+		h.held = append(h.held, c)
+		return
+	}
+	var f *frame
+	if c.resume && c.since <= h.sent && h.ring.covers(c.since) {
+		f = h.cached(&h.resumeCache, c.since, func() *frame {
+			h.evbuf = h.ring.after(h.evbuf[:0], c.since, h.sent)
+			return h.prepare(task.FrameUpdate, h.sent, h.evbuf)
+		})
+		h.stats.resumes.Add(1)
+	} else {
+		f = h.cached(&h.snapCache, 0, func() *frame {
+			h.evbuf = h.ring.last(h.evbuf[:0], h.cfg.SnapshotEvents, h.sent)
+			return h.prepare(task.FrameSnapshot, h.sent, h.evbuf)
+		})
+		h.stats.snapshots.Add(1)
+	}
+	c.offer(f) // the queue is empty: this cannot fail
+	h.clients[c] = struct{}{}
+	h.stats.clients.Store(int64(len(h.clients)))
+}
+
+// cached returns the frame in slot when it was made for the same since,
+// last sequence and counts, and otherwise makes it, so that a crowd that
+// reconnects at once costs one encoding.
+func (h *Hub) cached(slot *cachedFrame, since uint64, make func() *frame) *frame {
+	if slot.f != nil && slot.since == since && slot.sent == h.sent && slot.ver == h.countsVer {
+		return slot.f
+	}
+	*slot = cachedFrame{since: since, sent: h.sent, ver: h.countsVer, f: make()}
+	return slot.f
+}
+
+// prepare encodes one frame for every client that will get it.
+func (h *Hub) prepare(typ task.FrameType, seq uint64, events [][]byte) *frame {
+	h.buf = appendFrame(h.buf[:0], typ, seq, &h.counts, events)
+	msg, err := websocket.NewPreparedMessage(websocket.TextMessage, h.buf)
+	if err != nil {
+		// Only compression can fail, and it is off.
+		panic("fanout: prepare frame: " + err.Error())
+	}
+	h.stats.built.Add(1)
+	return &frame{msg: msg, size: len(h.buf)}
+}
+
+func (h *Hub) drop(c *client) {
+	h.remove(c)
+	for i, hc := range h.held {
+		if hc == c {
+			h.held = append(h.held[:i], h.held[i+1:]...)
+			break
+		}
+	}
+}
+
+func (h *Hub) remove(c *client) {
+	delete(h.clients, c)
+	h.stats.clients.Store(int64(len(h.clients)))
+}
+
+func (h *Hub) stop(deadline time.Duration) {
+	close(h.done)
+	n := len(h.clients) + len(h.held)
+	for c := range h.clients {
+		c.close(task.CloseGoingAway, ReasonShutdown)
+	}
+	for _, c := range h.held {
+		c.close(task.CloseGoingAway, ReasonShutdown)
+	}
+	// Joins that raced with the shutdown.
+	for {
+		select {
+		case c := <-h.joins:
+			c.close(task.CloseGoingAway, ReasonShutdown)
+			continue
+		default:
+		}
+		break
+	}
+	h.clients = map[*client]struct{}{}
+	h.held = nil
+	h.stats.clients.Store(0)
+	waited := make(chan struct{})
+	go func() { h.clientsWG.Wait(); close(waited) }()
+	select {
+	case <-waited:
+		h.log.Info("relay closed its clients", "clients", n)
+	case <-time.After(deadline):
+		h.log.Warn("relay shutdown deadline passed with clients still open", "deadline", deadline)
+	}
+}

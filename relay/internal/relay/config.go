@@ -1,0 +1,250 @@
+package relay
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/hookpipe/hookpipe/relay/internal/fanout"
+	"github.com/hookpipe/hookpipe/task"
+)
+
+// Config is everything the relay can be told. Each field has one flag and
+// one environment variable; a flag wins over the environment, which wins
+// over the default.
+type Config struct {
+	// Addr is where the relay listens; default ":5002"
+	// (--addr, HOOKPIPE_RELAY_ADDR).
+	Addr string
+	// NATSURL is the NATS server; default "nats://127.0.0.1:4222"
+	// (--nats-url, NATS_URL).
+	NATSURL string
+	// RedisURL is the Redis server; default "redis://127.0.0.1:6379"
+	// (--redis-url, REDIS_URL).
+	RedisURL string
+	// KeyPrefix starts every Redis key; default "hookpipe:"
+	// (--key-prefix, HOOKPIPE_KEY_PREFIX).
+	KeyPrefix string
+	// Origins are the browser origins allowed besides the relay's own host
+	// (any port of the host the request was addressed to); "*" allows all.
+	// Default "http://localhost:8080 http://127.0.0.1:8080", the dashboard
+	// (--origins, HOOKPIPE_RELAY_ORIGINS, space or comma separated).
+	Origins []string
+	// Interval is the shortest time between two frames; default 16ms
+	// (--interval, HOOKPIPE_RELAY_INTERVAL).
+	Interval time.Duration
+	// MaxInterval bounds how far the interval widens under load; default
+	// 250ms (--max-interval, HOOKPIPE_RELAY_MAX_INTERVAL).
+	MaxInterval time.Duration
+	// SnapshotEvents is how many recent events a snapshot carries; default
+	// 100 (--snapshot-events, HOOKPIPE_RELAY_SNAPSHOT_EVENTS).
+	SnapshotEvents int
+	// RingSize is how many recent events are kept for resumes; default
+	// 10000 (--ring-size, HOOKPIPE_RELAY_RING_SIZE).
+	RingSize int
+	// QueueSize is how many frames may wait for one client before it is cut
+	// off as too slow; default 128 (--queue-size, HOOKPIPE_RELAY_QUEUE_SIZE).
+	QueueSize int
+	// MaxConns is the most WebSocket connections at once; default 20000
+	// (--max-conns, HOOKPIPE_RELAY_MAX_CONNS).
+	MaxConns int
+	// PingInterval is how often each client is pinged; default 25s
+	// (--ping-interval, HOOKPIPE_RELAY_PING_INTERVAL).
+	PingInterval time.Duration
+	// PongTimeout is how long a silent client is kept; default 60s
+	// (--pong-timeout, HOOKPIPE_RELAY_PONG_TIMEOUT).
+	PongTimeout time.Duration
+	// WriteTimeout bounds one write to a client; default 10s
+	// (--write-timeout, HOOKPIPE_RELAY_WRITE_TIMEOUT).
+	WriteTimeout time.Duration
+	// ReadLimit is the largest message a client may send, in bytes; default
+	// 4096 (--read-limit, HOOKPIPE_RELAY_READ_LIMIT).
+	ReadLimit int64
+	// CountsInterval is the longest time between two reads of the counts
+	// when no events arrive; default 1s
+	// (--counts-interval, HOOKPIPE_RELAY_COUNTS_INTERVAL).
+	CountsInterval time.Duration
+	// ShutdownTimeout bounds a graceful shutdown; default 10s
+	// (--shutdown-timeout, HOOKPIPE_SHUTDOWN_TIMEOUT).
+	ShutdownTimeout time.Duration
+	// LogFormat is "text" or "json"; default "text"
+	// (--log-format, HOOKPIPE_LOG_FORMAT).
+	LogFormat string
+	// LogLevel is debug, info, warn or error; default "info"
+	// (--log-level, HOOKPIPE_LOG_LEVEL).
+	LogLevel string
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	f := fanout.DefaultConfig()
+	return Config{
+		Addr:            ":5002",
+		NATSURL:         "nats://127.0.0.1:4222",
+		RedisURL:        "redis://127.0.0.1:6379",
+		KeyPrefix:       task.DefaultKeyPrefix,
+		Origins:         []string{"http://localhost:8080", "http://127.0.0.1:8080"},
+		Interval:        f.Interval,
+		MaxInterval:     f.MaxInterval,
+		SnapshotEvents:  f.SnapshotEvents,
+		RingSize:        f.RingSize,
+		QueueSize:       f.QueueSize,
+		MaxConns:        f.MaxConns,
+		PingInterval:    f.PingInterval,
+		PongTimeout:     f.PongTimeout,
+		WriteTimeout:    f.WriteTimeout,
+		ReadLimit:       f.ReadLimit,
+		CountsInterval:  time.Second,
+		ShutdownTimeout: 10 * time.Second,
+		LogFormat:       "text",
+		LogLevel:        "info",
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	positive := func(name string, d time.Duration) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %v", name, d))
+		}
+	}
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr must not be empty"))
+	}
+	if c.NATSURL == "" {
+		errs = append(errs, errors.New("nats-url must not be empty"))
+	}
+	if c.RedisURL == "" {
+		errs = append(errs, errors.New("redis-url must not be empty"))
+	}
+	positive("interval", c.Interval)
+	positive("ping-interval", c.PingInterval)
+	positive("pong-timeout", c.PongTimeout)
+	positive("write-timeout", c.WriteTimeout)
+	positive("counts-interval", c.CountsInterval)
+	positive("shutdown-timeout", c.ShutdownTimeout)
+	if c.MaxInterval < c.Interval {
+		errs = append(errs, fmt.Errorf("max-interval %v must be at least interval %v", c.MaxInterval, c.Interval))
+	}
+	if c.PongTimeout <= c.PingInterval {
+		errs = append(errs, fmt.Errorf("pong-timeout %v must exceed ping-interval %v", c.PongTimeout, c.PingInterval))
+	}
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{{"snapshot-events", int64(c.SnapshotEvents)}, {"ring-size", int64(c.RingSize)},
+		{"queue-size", int64(c.QueueSize)}, {"max-conns", int64(c.MaxConns)}, {"read-limit", c.ReadLimit}} {
+		if n.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %d", n.name, n.v))
+		}
+	}
+	if c.SnapshotEvents > c.RingSize {
+		errs = append(errs, fmt.Errorf("snapshot-events %d must not exceed ring-size %d", c.SnapshotEvents, c.RingSize))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log-format must be text or json, got %q", c.LogFormat))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level must be debug, info, warn or error, got %q", c.LogLevel))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("relay config: %w", err)
+	}
+	return nil
+}
+
+// ParseConfig builds a Config from the defaults, then the environment (read
+// with getenv), then args, and validates it. --help prints every flag with
+// its environment variable to out and returns flag.ErrHelp.
+func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	c := DefaultConfig()
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	fs.SetOutput(out)
+	env := map[string]string{}
+	str := func(p *string, name, key, usage string) {
+		fs.StringVar(p, name, *p, usage+" (env "+key+")")
+		env[name] = key
+	}
+	dur := func(p *time.Duration, name, key, usage string) {
+		fs.DurationVar(p, name, *p, usage+" (env "+key+")")
+		env[name] = key
+	}
+	num := func(p *int, name, key, usage string) {
+		fs.IntVar(p, name, *p, usage+" (env "+key+")")
+		env[name] = key
+	}
+	str(&c.Addr, "addr", "HOOKPIPE_RELAY_ADDR", "listen address for WebSocket, batches, health and metrics")
+	str(&c.NATSURL, "nats-url", "NATS_URL", "NATS server URL")
+	str(&c.RedisURL, "redis-url", "REDIS_URL", "Redis server URL")
+	str(&c.KeyPrefix, "key-prefix", "HOOKPIPE_KEY_PREFIX", "prefix of every Redis key")
+	fs.Var((*listValue)(&c.Origins), "origins",
+		"browser origins allowed besides the relay's own host, space or comma separated; * allows all (env HOOKPIPE_RELAY_ORIGINS)")
+	env["origins"] = "HOOKPIPE_RELAY_ORIGINS"
+	dur(&c.Interval, "interval", "HOOKPIPE_RELAY_INTERVAL", "shortest time between two frames to a client")
+	dur(&c.MaxInterval, "max-interval", "HOOKPIPE_RELAY_MAX_INTERVAL", "widest the frame interval grows when clients cannot keep up")
+	num(&c.SnapshotEvents, "snapshot-events", "HOOKPIPE_RELAY_SNAPSHOT_EVENTS", "recent events in a snapshot")
+	num(&c.RingSize, "ring-size", "HOOKPIPE_RELAY_RING_SIZE", "recent events kept for resumes")
+	num(&c.QueueSize, "queue-size", "HOOKPIPE_RELAY_QUEUE_SIZE", "frames queued per client before it is cut off as too slow")
+	num(&c.MaxConns, "max-conns", "HOOKPIPE_RELAY_MAX_CONNS", "most WebSocket connections at once")
+	dur(&c.PingInterval, "ping-interval", "HOOKPIPE_RELAY_PING_INTERVAL", "time between pings to each client")
+	dur(&c.PongTimeout, "pong-timeout", "HOOKPIPE_RELAY_PONG_TIMEOUT", "how long a silent client is kept")
+	dur(&c.WriteTimeout, "write-timeout", "HOOKPIPE_RELAY_WRITE_TIMEOUT", "limit of one write to a client")
+	fs.Int64Var(&c.ReadLimit, "read-limit", c.ReadLimit, "largest message a client may send, in bytes (env HOOKPIPE_RELAY_READ_LIMIT)")
+	env["read-limit"] = "HOOKPIPE_RELAY_READ_LIMIT"
+	dur(&c.CountsInterval, "counts-interval", "HOOKPIPE_RELAY_COUNTS_INTERVAL", "longest time between two reads of the counts from Redis")
+	dur(&c.ShutdownTimeout, "shutdown-timeout", "HOOKPIPE_SHUTDOWN_TIMEOUT", "limit of a graceful shutdown")
+	str(&c.LogFormat, "log-format", "HOOKPIPE_LOG_FORMAT", "log format: text or json")
+	str(&c.LogLevel, "log-level", "HOOKPIPE_LOG_LEVEL", "log level: debug, info, warn or error")
+
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := env[f.Name]
+		if v := getenv(key); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", key, v, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("relay config: %w", err)
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("relay config: unexpected arguments %q", fs.Args())
+	}
+	return c, c.Validate()
+}
+
+// listValue is a flag of space or comma separated words.
+type listValue []string
+
+func (l *listValue) String() string { return strings.Join(*l, " ") }
+
+func (l *listValue) Set(s string) error {
+	*l = strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+	return nil
+}
+
+// fanoutConfig returns the hub's part of c.
+func (c Config) fanoutConfig() fanout.Config {
+	return fanout.Config{
+		Interval:       c.Interval,
+		MaxInterval:    c.MaxInterval,
+		SnapshotEvents: c.SnapshotEvents,
+		RingSize:       c.RingSize,
+		QueueSize:      c.QueueSize,
+		MaxConns:       c.MaxConns,
+		PingInterval:   c.PingInterval,
+		PongTimeout:    c.PongTimeout,
+		WriteTimeout:   c.WriteTimeout,
+		ReadLimit:      c.ReadLimit,
+	}
+}

@@ -1,0 +1,230 @@
+// Package relay wires the relay service: NATS and Redis connections, the
+// stream reader and counts poller that feed the fan-out hub, and the HTTP
+// server for /ws, /batches, /healthz, /readyz and /metrics.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hookpipe/hookpipe/relay/internal/batches"
+	"github.com/hookpipe/hookpipe/relay/internal/counts"
+	"github.com/hookpipe/hookpipe/relay/internal/fanout"
+	"github.com/hookpipe/hookpipe/relay/internal/stream"
+	"github.com/hookpipe/hookpipe/task"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+)
+
+// Server is one running relay. Open it, Run it, and it cleans up after
+// itself when Run returns.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	nc      *nats.Conn
+	rdb     *redis.Client
+	hub     *fanout.Hub
+	reader  *stream.Reader
+	poller  *counts.Poller
+	batches *batches.Store
+	ln      net.Listener
+	http    *http.Server
+}
+
+// NewLogger returns the slog logger cfg asks for, writing to w.
+func NewLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Open validates cfg, starts connecting to NATS and Redis (neither needs to
+// be up yet: the relay waits for them and reports not ready meanwhile) and
+// listens on cfg.Addr.
+func Open(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log}
+	ropt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("relay: redis url: %w", err)
+	}
+	ropt.MaxRetries = 1
+	ropt.DialTimeout = 2 * time.Second
+	ropt.ReadTimeout = 2 * time.Second
+	ropt.WriteTimeout = 2 * time.Second
+	s.nc, err = nats.Connect(cfg.NATSURL,
+		nats.Name("hookpipe-relay"),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("relay: nats %s: %w", cfg.NATSURL, err)
+	}
+	js, err := jetstream.New(s.nc)
+	if err != nil {
+		s.nc.Close()
+		return nil, fmt.Errorf("relay: jetstream: %w", err)
+	}
+	s.rdb = redis.NewClient(ropt)
+	keys := task.Keys{Prefix: cfg.KeyPrefix}
+	fc := cfg.fanoutConfig()
+	fc.CheckOrigin = func(r *http.Request) bool { return originAllowed(cfg.Origins, r) }
+	s.hub = fanout.New(fc, log)
+	s.reader = stream.NewReader(js, s.hub, log)
+	s.poller = counts.NewPoller(s.rdb, keys.Counts(), s.hub, cfg.CountsInterval, cfg.Interval, log)
+	s.batches = batches.NewStore(s.rdb, keys)
+	s.ln, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		s.nc.Close()
+		s.rdb.Close()
+		return nil, fmt.Errorf("relay: listen %s: %w", cfg.Addr, err)
+	}
+	s.http = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// Addr returns the address the relay listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Run serves until ctx ends, then shuts down within cfg.ShutdownTimeout:
+// it stops accepting, tells every client to reconnect elsewhere
+// (task.CloseGoingAway), drains NATS and closes Redis.
+func (s *Server) Run(ctx context.Context) error {
+	s.log.Info("relay listening", "addr", s.Addr(), "nats", s.cfg.NATSURL, "interval", s.cfg.Interval)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.hub.Run(gctx, s.cfg.ShutdownTimeout) })
+	g.Go(func() error { return s.reader.Run(gctx) })
+	g.Go(func() error { return s.poller.Run(gctx) })
+	g.Go(func() error {
+		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("relay: serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+		return s.http.Shutdown(sctx)
+	})
+	err := g.Wait()
+	if derr := s.nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
+		s.log.Warn("nats drain", "err", derr)
+	}
+	s.rdb.Close()
+	s.log.Info("relay stopped")
+	return err
+}
+
+// Stats returns the hub's counters.
+func (s *Server) Stats() fanout.Stats { return s.hub.Stats() }
+
+// Ready reports whether the relay serves complete, current frames, and
+// if not, why.
+func (s *Server) Ready() (bool, string) {
+	switch {
+	case !s.nc.IsConnected():
+		return false, "nats not connected"
+	case !s.poller.Healthy():
+		return false, "redis not answering"
+	case !s.hub.Live():
+		return false, "loading the stream"
+	}
+	return true, "ok"
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", s.hub)
+	mux.HandleFunc("GET /batches", s.listBatches)
+	mux.HandleFunc("GET /batches/{id}", s.getBatch)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ok, why := s.Ready()
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		io.WriteString(w, why+"\n")
+	})
+	mux.HandleFunc("GET /metrics", s.metrics)
+	return s.cors(mux)
+}
+
+// cors lets the allowed browser origins read the relay's JSON endpoints.
+func (s *Server) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" && r.URL.Path != "/ws" {
+			w.Header().Add("Vary", "Origin")
+			if !originAllowed(s.cfg.Origins, r) {
+				http.Error(w, "origin not allowed", http.StatusForbidden)
+				return
+			}
+			w.Header().Set("Access-Control-Allow-Origin", o)
+			if r.Method == http.MethodOptions {
+				w.Header().Set("Access-Control-Allow-Methods", "GET, OPTIONS")
+				w.Header().Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// originAllowed admits requests without an Origin (not from a browser),
+// browsers on the relay's own host (any port, as the dashboard derives the
+// relay's address from its own), and the configured origins.
+func originAllowed(allowed []string, r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Hostname(), hostOnly(r.Host)) {
+		return true
+	}
+	for _, a := range allowed {
+		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), o) {
+			return true
+		}
+	}
+	return false
+}
+
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.Trim(hostport, "[]")
+}

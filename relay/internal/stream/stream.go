@@ -1,0 +1,157 @@
+// Package stream reads the JetStream stream of accepted tasks, in order,
+// into the relay's hub: first the recent history the hub keeps, then every
+// new message as it is stored. When NATS goes away it goes on, once NATS is
+// back, from the sequence after the last one the hub took.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hookpipe/hookpipe/task"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config returns the settings of the TASKS stream. The receiver and the
+// relay both create it with these, whichever starts first.
+func Config() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:       task.StreamName,
+		Subjects:   []string{task.SubjectAll},
+		Storage:    jetstream.FileStorage,
+		MaxAge:     24 * time.Hour,
+		MaxBytes:   1 << 30,
+		Duplicates: 10 * time.Minute,
+	}
+}
+
+// Sink takes the stream's messages in order; the hub is one.
+type Sink interface {
+	// NextSeq is the sequence wanted next, 0 before Begin.
+	NextSeq() uint64
+	// RingSize is how many recent messages to load on start.
+	RingSize() int
+	// Begin says where reading starts and what the newest message was then.
+	Begin(ctx context.Context, from, last uint64) error
+	// Publish hands over one valid task.
+	Publish(ctx context.Context, ev task.Event, pending uint64) error
+	// Skip hands over a message that is not a valid task.
+	Skip(ctx context.Context, seq, pending uint64) error
+}
+
+// Reader copies the stream into a Sink.
+type Reader struct {
+	js   jetstream.JetStream
+	sink Sink
+	log  *slog.Logger
+	// heartbeat is how often the server must show a consumer is alive; a
+	// missed one makes the consumer recreate itself (after a NATS restart).
+	heartbeat time.Duration
+}
+
+// NewReader returns a Reader from js into sink.
+func NewReader(js jetstream.JetStream, sink Sink, log *slog.Logger) *Reader {
+	return &Reader{js: js, sink: sink, log: log, heartbeat: 2 * time.Second}
+}
+
+// Run reads until ctx ends. Failures to reach NATS are logged once per
+// outage and retried with backoff; Run returns nil when ctx ends.
+func (r *Reader) Run(ctx context.Context) error {
+	const minWait, maxWait = 100 * time.Millisecond, 5 * time.Second
+	wait := minWait
+	failing := false
+	for {
+		err := r.consume(ctx, func() {
+			if failing {
+				r.log.Info("stream reader reconnected", "next_seq", r.sink.NextSeq())
+				failing = false
+			}
+			wait = minWait
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !failing {
+			r.log.Warn("stream reader failing, retrying", "err", err)
+			failing = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, maxWait)
+	}
+}
+
+// consume creates the stream and an ordered consumer from the sink's next
+// sequence, and feeds the sink until ctx ends or the consumer fails.
+func (r *Reader) consume(ctx context.Context, ok func()) error {
+	st, err := r.js.CreateOrUpdateStream(ctx, Config())
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", task.StreamName, err)
+	}
+	next := r.sink.NextSeq()
+	if next == 0 {
+		state := st.CachedInfo().State
+		from, last := state.FirstSeq, state.LastSeq
+		if n := uint64(r.sink.RingSize()); last >= n && last-n+1 > from {
+			from = last - n + 1
+		}
+		if state.Msgs == 0 {
+			from = last + 1
+		}
+		if err := r.sink.Begin(ctx, from, last); err != nil {
+			return err
+		}
+		r.log.Info("stream reader loading history", "from", from, "last", last)
+		next = from
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   max(next, 1),
+	})
+	if err != nil {
+		return fmt.Errorf("consumer on %s from %d: %w", task.StreamName, next, err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) { r.handle(ctx, msg) },
+		jetstream.PullHeartbeat(r.heartbeat),
+		jetstream.PullExpiry(5*r.heartbeat),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			// An ordered consumer recreates itself from the sequence after
+			// the last one delivered (missed heartbeats, a deleted consumer,
+			// a NATS restart); it ends only when that keeps failing, and
+			// then Run starts over from the hub's next sequence.
+			r.log.Debug("stream consumer", "err", err)
+		}))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", task.StreamName, err)
+	}
+	defer cc.Stop()
+	ok()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-cc.Closed():
+		return errors.New("stream consumer closed")
+	}
+}
+
+func (r *Reader) handle(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		r.log.Warn("stream message without metadata", "subject", msg.Subject(), "err", err)
+		return
+	}
+	seq, pending := meta.Sequence.Stream, meta.NumPending
+	t, err := task.Decode(msg.Data())
+	if err != nil {
+		r.log.Warn("stream message is not a task, left out", "seq", seq, "err", err)
+		r.sink.Skip(ctx, seq, pending)
+		return
+	}
+	r.sink.Publish(ctx, task.Event{Seq: seq, Time: meta.Timestamp, Task: t}, pending)
+}
