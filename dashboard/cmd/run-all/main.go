@@ -1,0 +1,69 @@
+// Command run-all starts the whole hookpipe pipeline on one machine, with
+// NATS and Redis where they answer and embedded ones where they do not, and
+// stops it all on Ctrl-C. make run-all builds everything and runs it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hookpipe/hookpipe/dashboard/internal/stack"
+)
+
+func main() {
+	var o stack.Options
+	fs := flag.NewFlagSet("run-all", flag.ContinueOnError)
+	fs.StringVar(&o.BinDir, "bin-dir", "bin", "folder of the receiver, relay, dashboard and producer binaries")
+	fs.StringVar(&o.DataDir, "data-dir", ".data", "folder for the embedded NATS server's and local Redis's data")
+	fs.StringVar(&o.WebDir, "web-dir", "dashboard/web", "the dashboard's static files (app.wasm)")
+	fs.StringVar(&o.Host, "host", "127.0.0.1", "interface every component listens on")
+	fs.IntVar(&o.ReceiverPort, "receiver-port", 5001, "receiver port")
+	fs.IntVar(&o.RelayPort, "relay-port", 5002, "relay port")
+	fs.IntVar(&o.DashboardPort, "dashboard-port", 8080, "dashboard port")
+	fs.IntVar(&o.ProducerPort, "producer-port", 5000, "producer page port")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: run-all [flags]\n\nStarts receiver, relay, dashboard and producer. NATS and Redis are taken from\nNATS_URL and REDIS_URL when they answer; otherwise an embedded NATS server\n(JetStream under --data-dir) and a redis-server from PATH, or else an embedded\nin-memory Redis-compatible server, are started.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := stack.Start(ctx, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "run-all:", err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, `
+  hookpipe is running. Open:
+    dashboard  %s
+    producer   %s   (press "Produce Tasks")
+  webhooks go to %s
+  relay      %s   NATS %s   Redis %s
+  Ctrl-C stops everything.
+
+`, s.DashboardURL, s.ProducerURL, s.ReceiverURL, s.RelayURL, s.NATSURL, s.RedisURL)
+	code := 0
+	select {
+	case <-ctx.Done():
+	case name := <-s.Exited():
+		fmt.Fprintf(os.Stderr, "run-all: %s exited; stopping everything\n", name)
+		code = 1
+	}
+	stop()
+	if err := s.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "run-all:", err)
+		code = 1
+	}
+	os.Exit(code)
+}

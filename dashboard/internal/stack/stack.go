@@ -1,0 +1,540 @@
+// Package stack runs the whole pipeline on one machine with nothing
+// installed but Go: it uses NATS and Redis where they answer, starts an
+// embedded NATS server and a local Redis where they do not, then starts
+// receiver, relay, dashboard and producer as child processes whose log lines
+// it prefixes with their names.
+//
+// make run-all and the end-to-end test both run through it, so the test
+// exercises the wiring people use.
+package stack
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/redis/go-redis/v9"
+)
+
+// Options configures a Stack. Zero fields take the defaults given.
+type Options struct {
+	// BinDir holds the receiver, relay, dashboard and producer binaries;
+	// default "bin".
+	BinDir string
+	// DataDir holds the embedded NATS server's JetStream files and the
+	// local Redis's append-only file; default ".data".
+	DataDir string
+	// NATSURL is tried first; default $NATS_URL, else nats://127.0.0.1:4222.
+	NATSURL string
+	// RedisURL is tried first; default $REDIS_URL, else redis://127.0.0.1:6379.
+	RedisURL string
+	// NoExternal skips the servers at NATSURL and RedisURL and always starts
+	// private ones, as tests do.
+	NoExternal bool
+	// Host is the interface every component listens on; default 127.0.0.1.
+	Host string
+	// Ports of the components; 0 takes the defaults 5001, 5002, 8080, 5000.
+	// -1 picks a free port.
+	ReceiverPort, RelayPort, DashboardPort, ProducerPort int
+	// WebDir is the dashboard's folder of static files (app.wasm);
+	// default "dashboard/web".
+	WebDir string
+	// Env is added to every component's environment, after the stack's own
+	// variables, so it may override them.
+	Env []string
+	// Out receives every component's log lines, prefixed; default stderr.
+	Out io.Writer
+	// Log receives the stack's own lines; default text to Out.
+	Log *slog.Logger
+}
+
+// Stack is a running pipeline.
+type Stack struct {
+	opts Options
+	log  *slog.Logger
+
+	// NATSURL and RedisURL are the servers the components use.
+	NATSURL, RedisURL string
+	// ReceiverURL is where webhooks go; RelayURL, DashboardURL and
+	// ProducerURL are the base URLs of the other components.
+	ReceiverURL, RelayURL, DashboardURL, ProducerURL string
+
+	nats      *server.Server
+	mini      *miniredis.Miniredis
+	redisProc *exec.Cmd
+	procs     []*proc
+	done      chan struct{}
+	wg        sync.WaitGroup
+	stopOnce  sync.Once
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	err  error
+	done chan struct{}
+}
+
+func (o *Options) setDefaults() {
+	if o.BinDir == "" {
+		o.BinDir = "bin"
+	}
+	if o.DataDir == "" {
+		o.DataDir = ".data"
+	}
+	if o.NATSURL == "" {
+		o.NATSURL = envOr("NATS_URL", "nats://127.0.0.1:4222")
+	}
+	if o.RedisURL == "" {
+		o.RedisURL = envOr("REDIS_URL", "redis://127.0.0.1:6379")
+	}
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.WebDir == "" {
+		o.WebDir = filepath.Join("dashboard", "web")
+	}
+	if o.Out == nil {
+		o.Out = os.Stderr
+	}
+	for _, p := range []struct {
+		port *int
+		def  int
+	}{{&o.ReceiverPort, 5001}, {&o.RelayPort, 5002}, {&o.DashboardPort, 8080}, {&o.ProducerPort, 5000}} {
+		if *p.port == 0 {
+			*p.port = p.def
+		}
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// Start brings the pipeline up and returns once every component answers
+// its health check. Close stops it.
+func Start(ctx context.Context, opts Options) (*Stack, error) {
+	opts.setDefaults()
+	s := &Stack{opts: opts, log: opts.Log, done: make(chan struct{})}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(&prefixWriter{name: "run-all", out: opts.Out}, nil))
+	}
+	if err := s.start(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) start(ctx context.Context) error {
+	o := &s.opts
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	if err := s.startNATS(); err != nil {
+		return err
+	}
+	if err := s.startRedis(ctx); err != nil {
+		return err
+	}
+	for _, p := range []*int{&o.ReceiverPort, &o.RelayPort, &o.DashboardPort, &o.ProducerPort} {
+		if *p < 0 {
+			port, err := freePort(o.Host)
+			if err != nil {
+				return fmt.Errorf("stack: %w", err)
+			}
+			*p = port
+		}
+	}
+	base := func(port int) string { return "http://" + net.JoinHostPort(o.Host, strconv.Itoa(port)) }
+	s.ReceiverURL = base(o.ReceiverPort) + "/consumetasks"
+	s.RelayURL = base(o.RelayPort)
+	s.DashboardURL = base(o.DashboardPort)
+	s.ProducerURL = base(o.ProducerPort)
+
+	env := []string{
+		"NATS_URL=" + s.NATSURL,
+		"REDIS_URL=" + s.RedisURL,
+		"WEBHOOK_RECEIVER_URL=" + s.ReceiverURL,
+		"HOOKPIPE_RELAY_URL=" + s.RelayURL,
+	}
+	env = append(env, o.Env...)
+	addr := func(port int) string { return net.JoinHostPort(o.Host, strconv.Itoa(port)) }
+	components := []struct {
+		name   string
+		args   []string
+		health string
+	}{
+		{"receiver", []string{"--addr", addr(o.ReceiverPort)}, base(o.ReceiverPort) + "/readyz"},
+		{"relay", []string{"--addr", addr(o.RelayPort)}, s.RelayURL + "/readyz"},
+		{"dashboard", []string{"--addr", addr(o.DashboardPort), "--web-dir", o.WebDir}, s.DashboardURL + "/healthz"},
+		{"producer", []string{"serve", "--addr", addr(o.ProducerPort)}, s.ProducerURL + "/healthz"},
+	}
+	for _, c := range components {
+		if err := s.spawn(c.name, c.args, env); err != nil {
+			return err
+		}
+	}
+	for _, c := range components {
+		if err := s.waitHealthy(ctx, c.name, c.health); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Stack) startNATS() error {
+	o := &s.opts
+	if !o.NoExternal && natsAnswers(o.NATSURL) {
+		s.NATSURL = o.NATSURL
+		s.log.Info("using NATS", "url", o.NATSURL)
+		return nil
+	}
+	port := 4222
+	if o.NoExternal || !portFree(o.Host, port) {
+		port = -1
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "hookpipe-dev",
+		Host:       o.Host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   filepath.Join(o.DataDir, "nats"),
+		NoSigs:     true,
+		NoLog:      true,
+	})
+	if err != nil {
+		return fmt.Errorf("stack: embedded nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return errors.New("stack: embedded nats did not start")
+	}
+	s.nats = ns
+	s.NATSURL = ns.ClientURL()
+	s.log.Info("started embedded NATS with JetStream", "url", s.NATSURL, "store", filepath.Join(o.DataDir, "nats"))
+	return nil
+}
+
+func (s *Stack) startRedis(ctx context.Context) error {
+	o := &s.opts
+	if !o.NoExternal && redisAnswers(o.RedisURL) {
+		s.RedisURL = o.RedisURL
+		s.log.Info("using Redis", "url", o.RedisURL)
+		return nil
+	}
+	if bin, err := exec.LookPath("redis-server"); err == nil {
+		port, err := freePort(o.Host)
+		if err != nil {
+			return fmt.Errorf("stack: %w", err)
+		}
+		dir, err := filepath.Abs(filepath.Join(o.DataDir, "redis"))
+		if err != nil {
+			return fmt.Errorf("stack: %w", err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("stack: %w", err)
+		}
+		cmd := exec.Command(bin, "--bind", o.Host, "--port", strconv.Itoa(port),
+			"--dir", dir, "--appendonly", "yes", "--save", "", "--logfile", "redis.log")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("stack: redis-server: %w", err)
+		}
+		s.redisProc = cmd
+		s.RedisURL = "redis://" + net.JoinHostPort(o.Host, strconv.Itoa(port))
+		for deadline := time.Now().Add(10 * time.Second); !redisAnswers(s.RedisURL); {
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return errors.New("stack: redis-server did not answer")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		s.log.Info("started redis-server", "url", s.RedisURL, "dir", dir)
+		return nil
+	}
+	m := miniredis.NewMiniRedis()
+	if err := m.StartAddr(net.JoinHostPort(o.Host, "0")); err != nil {
+		return fmt.Errorf("stack: embedded redis: %w", err)
+	}
+	s.mini = m
+	s.RedisURL = "redis://" + m.Addr()
+	// miniredis expires keys only when told that time passed.
+	s.wg.Go(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.done:
+				return
+			case <-t.C:
+				m.FastForward(time.Second)
+			}
+		}
+	})
+	s.log.Warn("no Redis found and no redis-server on PATH: started an embedded Redis-compatible server; counts are in memory only and are lost when run-all stops (for development only)", "url", s.RedisURL)
+	return nil
+}
+
+func (s *Stack) spawn(name string, args, env []string) error {
+	bin := filepath.Join(s.opts.BinDir, name)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	w := &prefixWriter{name: name, out: s.opts.Out}
+	cmd.Stdout, cmd.Stderr = w, w
+	// Own process group: Ctrl-C reaches the stack, which stops the
+	// children in order, instead of reaching them all at once.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("stack: start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		w.Flush()
+		close(p.done)
+	}()
+	s.procs = append(s.procs, p)
+	return nil
+}
+
+func (s *Stack) waitHealthy(ctx context.Context, name, url string) error {
+	var p *proc
+	for _, q := range s.procs {
+		if q.name == name {
+			p = q
+		}
+	}
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := client.Get(url)
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("stack: %s exited: %v", name, p.err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stack: %s not healthy at %s after 30s", name, url)
+		}
+	}
+}
+
+// Exited returns a channel that is closed when any component exits.
+func (s *Stack) Exited() <-chan string {
+	ch := make(chan string, 1)
+	for _, p := range s.procs {
+		go func() {
+			select {
+			case <-p.done:
+				select {
+				case ch <- p.name:
+				default:
+				}
+			case <-s.done:
+			}
+		}()
+	}
+	return ch
+}
+
+// Stop stops one component with SIGTERM and waits for it to exit.
+func (s *Stack) Stop(name string) error {
+	for _, p := range s.procs {
+		if p.name == name {
+			return stopProc(p, 10*time.Second)
+		}
+	}
+	return fmt.Errorf("stack: no component %s", name)
+}
+
+// Restart starts a stopped component again with its original arguments.
+func (s *Stack) Restart(ctx context.Context, name string) error {
+	for i, p := range s.procs {
+		if p.name != name {
+			continue
+		}
+		select {
+		case <-p.done:
+		default:
+			return fmt.Errorf("stack: %s is still running", name)
+		}
+		old := p.cmd
+		cmd := exec.Command(old.Path, old.Args[1:]...)
+		cmd.Env, cmd.Stdout, cmd.Stderr, cmd.SysProcAttr = old.Env, old.Stdout, old.Stderr, old.SysProcAttr
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("stack: restart %s: %w", name, err)
+		}
+		np := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+		go func() {
+			np.err = cmd.Wait()
+			close(np.done)
+		}()
+		s.procs[i] = np
+		return nil
+	}
+	return fmt.Errorf("stack: no component %s", name)
+}
+
+func stopProc(p *proc, grace time.Duration) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(grace):
+		p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("stack: %s did not stop within %v and was killed", p.name, grace)
+	}
+}
+
+// Close stops the components in reverse order of dependency (producer
+// first, receiver last, so that nothing in flight is lost), then the
+// servers the stack started.
+func (s *Stack) Close() error {
+	var errs []error
+	s.stopOnce.Do(func() {
+		close(s.done)
+		for i := len(s.procs) - 1; i >= 0; i-- {
+			if err := stopProc(s.procs[i], 15*time.Second); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if s.redisProc != nil {
+			s.redisProc.Process.Signal(syscall.SIGTERM)
+			s.redisProc.Wait()
+		}
+		if s.mini != nil {
+			s.mini.Close()
+		}
+		if s.nats != nil {
+			s.nats.Shutdown()
+			s.nats.WaitForShutdown()
+		}
+		s.wg.Wait()
+	})
+	return errors.Join(errs...)
+}
+
+func natsAnswers(url string) bool {
+	u := strings.TrimPrefix(url, "nats://")
+	if i := strings.LastIndex(u, "@"); i >= 0 {
+		u = u[i+1:]
+	}
+	if i := strings.Index(u, ","); i >= 0 {
+		u = u[:i]
+	}
+	c, err := net.DialTimeout("tcp", u, 500*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "INFO ")
+}
+
+func redisAnswers(url string) bool {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return false
+	}
+	opt.DialTimeout = 500 * time.Millisecond
+	opt.MaxRetries = -1
+	c := redis.NewClient(opt)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return c.Ping(ctx).Err() == nil
+}
+
+func portFree(host string, port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// prefixWriter writes whole lines, each prefixed with a component's name.
+type prefixWriter struct {
+	name string
+	out  io.Writer
+	mu   sync.Mutex
+	buf  []byte
+}
+
+var outMu sync.Mutex // one line at a time across all components
+
+func (w *prefixWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.emit(w.buf[:i+1])
+		w.buf = w.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+// Flush writes a last line that had no newline.
+func (w *prefixWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.buf) > 0 {
+		w.emit(append(w.buf, '\n'))
+		w.buf = nil
+	}
+}
+
+func (w *prefixWriter) emit(line []byte) {
+	outMu.Lock()
+	defer outMu.Unlock()
+	fmt.Fprintf(w.out, "%-9s | %s", w.name, line)
+}
