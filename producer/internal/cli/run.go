@@ -1,0 +1,320 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hookpipe/hookpipe/producer/internal/generate"
+	"github.com/hookpipe/hookpipe/producer/internal/page"
+	"github.com/hookpipe/hookpipe/producer/internal/record"
+	"github.com/hookpipe/hookpipe/producer/internal/send"
+)
+
+// Main runs the producer's commands with its inputs and outputs made
+// explicit, so that tests run the real wiring.
+type Main struct {
+	// Stdout receives the send log and summaries; Stderr the logs and
+	// usage.
+	Stdout, Stderr io.Writer
+	// Getenv reads the environment; default os.Getenv.
+	Getenv func(string) string
+	// Ready, when set, is called with the address serve listens on once it
+	// accepts connections.
+	Ready func(addr string)
+}
+
+const usage = `producer makes batches of fake tasks and sends them as webhooks.
+
+Usage:
+  producer [serve] [flags]      serve the page with "Produce Tasks" (default :5000)
+  producer send [flags]         send batches, printing "i out of n -- status -- task"
+  producer record [flags]       write generated batches as JSON Lines
+  producer replay [flags] FILE...  re-send recorded batches
+
+Run "producer COMMAND --help" for a command's flags.
+`
+
+// ErrUsage is returned for a command line that cannot be run; its message
+// has been printed already.
+var ErrUsage = errors.New("usage")
+
+// ErrFailed is returned when some tasks could not be delivered; the
+// summaries say which.
+var ErrFailed = errors.New("some tasks failed")
+
+// Run runs the command named by args[0] (serve when there is none).
+func (m *Main) Run(ctx context.Context, args []string) error {
+	if m.Getenv == nil {
+		m.Getenv = os.Getenv
+	}
+	if m.Stdout == nil {
+		m.Stdout = os.Stdout
+	}
+	if m.Stderr == nil {
+		m.Stderr = os.Stderr
+	}
+	name := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		name, args = args[0], args[1:]
+	}
+	switch name {
+	case "serve":
+		return m.serve(ctx, args)
+	case "send":
+		return m.send(ctx, args)
+	case "record":
+		return m.record(ctx, args)
+	case "replay":
+		return m.replay(ctx, args)
+	case "help":
+		fmt.Fprint(m.Stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(m.Stderr, "producer: unknown command %q\n\n%s", name, usage)
+	return ErrUsage
+}
+
+// parse reads the flags of one command into a validated Config.
+func (m *Main) parse(name, synopsis string, groups flagGroups, args []string) (Config, *flag.FlagSet, error) {
+	cfg := DefaultConfig()
+	fs, envErrs := newFlagSet(name, synopsis, groups, &cfg, m.Getenv, m.Stderr)
+	if name == "serve" {
+		usageFn := fs.Usage
+		fs.Usage = func() { fmt.Fprint(m.Stderr, usage+"\n"); usageFn() }
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, fs, flag.ErrHelp
+		}
+		return cfg, fs, ErrUsage
+	}
+	if len(envErrs) > 0 {
+		return cfg, fs, errors.Join(envErrs...)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fs, err
+	}
+	return cfg, fs, nil
+}
+
+// seed returns the configured seed, or a random one.
+func seed(cfg Config, log *slog.Logger) int64 {
+	if cfg.Seed >= 0 {
+		return cfg.Seed
+	}
+	s := rand.Int64N(1 << 31)
+	log.Info("random seed; pass --seed to repeat this run", "seed", s)
+	return s
+}
+
+func (m *Main) serve(ctx context.Context, args []string) error {
+	cfg, fs, err := m.parse("serve", "producer [serve] [flags]", groupServe|groupGenerate|groupSend, args)
+	if err != nil {
+		return helpOK(err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	log := newLogger(cfg, m.Stderr)
+	gen, err := generate.New(seed(cfg, log), cfg.MinTasks, cfg.MaxTasks)
+	if err != nil {
+		return err
+	}
+	sender, err := send.New(cfg.senderConfig())
+	if err != nil {
+		return err
+	}
+	defer sender.Close()
+	pg, err := page.New(page.Options{
+		Generator: gen, Sender: sender, Wait: cfg.Wait,
+		MinTasks: cfg.MinTasks, MaxTasks: cfg.MaxTasks, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	sender.OnRetry = pg.OnRetry
+	if cfg.WebhookSecret == "" {
+		log.Info("signing is off: requests carry no webhook-signature")
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("serve: listen %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           pg,
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("producer listening", "addr", ln.Addr().String(), "receiver", cfg.ReceiverURL)
+	if m.Ready != nil {
+		m.Ready(ln.Addr().String())
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		// Cancel the batches first: their summaries reach the open pages
+		// before the event streams end.
+		pg.Close()
+		if err := srv.Shutdown(sctx); err != nil {
+			return fmt.Errorf("serve: shutdown: %w", err)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// helpOK turns a --help request into success.
+func helpOK(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+// printer writes the send log of one batch.
+type printer struct {
+	w io.Writer
+}
+
+func (p printer) result(n int) func(i int, r send.Result) {
+	return func(i int, r send.Result) { fmt.Fprintln(p.w, send.Line(i+1, n, r)) }
+}
+
+func (p printer) retry(e send.RetryEvent) {
+	status := "no answer"
+	if e.Status != 0 {
+		status = fmt.Sprint(e.Status)
+	}
+	fmt.Fprintf(p.w, "  retry: %d out of %d -- attempt %d got %s -- next in %v -- %v\n",
+		e.Delivery.Task.ID+1, e.Delivery.Task.BatchSize, e.Attempt, status, e.Delay.Round(time.Millisecond), e.Err)
+}
+
+func (m *Main) send(ctx context.Context, args []string) error {
+	cfg, fs, err := m.parse("send", "producer send [flags]", groupGenerate|groupSend, args)
+	if err != nil {
+		return helpOK(err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("send: unexpected arguments %q", fs.Args())
+	}
+	log := newLogger(cfg, m.Stderr)
+	gen, err := generate.New(seed(cfg, log), cfg.MinTasks, cfg.MaxTasks)
+	if err != nil {
+		return err
+	}
+	sender, err := send.New(cfg.senderConfig())
+	if err != nil {
+		return err
+	}
+	defer sender.Close()
+	p := printer{w: m.Stdout}
+	sender.OnRetry = p.retry
+	failed := 0
+	for range cfg.Batches {
+		if ctx.Err() != nil {
+			break
+		}
+		b := next(gen, cfg.Size)
+		ds := make([]send.Delivery, len(b.Tasks))
+		for i, t := range b.Tasks {
+			ds[i] = send.Delivery{WebhookID: send.NewWebhookID(), Task: t}
+		}
+		sum := sender.SendBatch(ctx, b.ID, ds, send.Every(cfg.Wait), p.result(len(ds)))
+		fmt.Fprintln(m.Stdout, sum)
+		failed += sum.Failed + sum.Cancelled
+	}
+	if failed > 0 {
+		return fmt.Errorf("send: %d tasks not delivered: %w", failed, ErrFailed)
+	}
+	return ctx.Err()
+}
+
+func next(gen *generate.Generator, size int) generate.Batch {
+	if size > 0 {
+		return gen.NextOfSize(size)
+	}
+	return gen.Next()
+}
+
+func (m *Main) record(ctx context.Context, args []string) error {
+	cfg, fs, err := m.parse("record", "producer record [flags]", groupRecord, args)
+	if err != nil {
+		return helpOK(err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("record: unexpected arguments %q", fs.Args())
+	}
+	log := newLogger(cfg, m.Stderr)
+	sd := seed(cfg, log)
+	gen, err := generate.New(sd, cfg.MinTasks, cfg.MaxTasks)
+	if err != nil {
+		return err
+	}
+	var lines []record.Line
+	for range cfg.Batches {
+		b := next(gen, cfg.Size)
+		for i, t := range b.Tasks {
+			lines = append(lines, record.Line{Task: t, WebhookID: b.WebhookIDs[i], Offset: time.Duration(len(lines)) * cfg.Wait})
+		}
+	}
+	out := cfg.Out
+	if out == "" {
+		out = filepath.Join("testdata", "batches", fmt.Sprintf("seed-%d.jsonl", sd))
+	}
+	if err := writeFile(out, lines); err != nil {
+		return err
+	}
+	log.Info("recorded", "file", out, "batches", cfg.Batches, "tasks", len(lines), "seed", sd)
+	return ctx.Err()
+}
+
+// writeFile writes a recording through a temporary file, so that a failed
+// write never leaves half a recording behind.
+func writeFile(path string, lines []record.Line) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("record: %w", err)
+		}
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".record-*")
+	if err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if err := record.Write(f, lines); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	return nil
+}

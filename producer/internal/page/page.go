@@ -1,0 +1,401 @@
+// Package page serves the producer's web page: a "Produce Tasks" button
+// with batch size and speed controls, and a live log of every webhook as it
+// completes, streamed with Server-Sent Events. Several batches may run at
+// once and each can be cancelled.
+//
+// The page is plain HTML and a little JavaScript, embedded in the binary;
+// it renders every value as text.
+package page
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hookpipe/hookpipe/producer/internal/generate"
+	"github.com/hookpipe/hookpipe/producer/internal/send"
+	"github.com/hookpipe/hookpipe/task"
+)
+
+//go:embed static
+var static embed.FS
+
+var index = template.Must(template.ParseFS(static, "static/index.html"))
+
+// Sender delivers batches; *send.Sender is one.
+type Sender interface {
+	SendBatch(ctx context.Context, batchID string, ds []send.Delivery, gap send.Gap, onResult func(i int, r send.Result)) send.Summary
+}
+
+var _ Sender = (*send.Sender)(nil)
+
+// Options configure a Server.
+type Options struct {
+	// Generator makes the batches; required.
+	Generator *generate.Generator
+	// Sender delivers them; required.
+	Sender Sender
+	// Wait is the default pause between two sends of a batch, which the
+	// page can change per batch.
+	Wait time.Duration
+	// MinTasks and MaxTasks are the bounds of a random batch size, shown on
+	// the page.
+	MinTasks, MaxTasks int
+	// Logger receives one line per batch started and ended; default
+	// slog.Default().
+	Logger *slog.Logger
+	// KeepEvents is how many recent events a reconnecting page can catch
+	// up on; default 4096.
+	KeepEvents int
+}
+
+// Server is the page's HTTP handler and the batches it runs.
+type Server struct {
+	opt Options
+	log *slog.Logger
+	hub *hub
+	mux *http.ServeMux
+
+	mu     sync.Mutex
+	runs   map[string]*run
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+type run struct {
+	id      string
+	size    int
+	started time.Time
+	cancel  context.CancelFunc
+}
+
+// MaxWait bounds the pause the page may ask for between two sends.
+const MaxWait = time.Minute
+
+// New returns a Server. Close it to cancel its batches and end its event
+// streams.
+func New(opt Options) (*Server, error) {
+	if opt.Generator == nil || opt.Sender == nil {
+		return nil, errors.New("page: generator and sender are required")
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.KeepEvents <= 0 {
+		opt.KeepEvents = 4096
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		opt:    opt,
+		log:    opt.Logger,
+		hub:    newHub(opt.KeepEvents, 1024),
+		mux:    http.NewServeMux(),
+		runs:   make(map[string]*run),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	assets, _ := fs.Sub(static, "static")
+	s.mux.HandleFunc("GET /{$}", s.handleIndex)
+	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(assets)))
+	s.mux.HandleFunc("GET /events", s.handleEvents)
+	s.mux.HandleFunc("GET /batches", s.handleList)
+	s.mux.HandleFunc("POST /batches", s.handleStart)
+	s.mux.HandleFunc("POST /batches/{id}/cancel", s.handleCancel)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	return s, nil
+}
+
+// ServeHTTP serves the page, its assets, the event stream and the batch
+// endpoints.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'")
+	s.mux.ServeHTTP(w, r)
+}
+
+// Close cancels every running batch, waits until each has reported its
+// summary, and ends the event streams.
+func (s *Server) Close() {
+	s.cancel()
+	s.wg.Wait()
+	s.hub.close()
+}
+
+func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	err := index.Execute(w, map[string]any{
+		"Min":       s.opt.MinTasks,
+		"Max":       s.opt.MaxTasks,
+		"WaitMS":    s.opt.Wait.Milliseconds(),
+		"MaxWaitMS": MaxWait.Milliseconds(),
+		"MaxSize":   generate.MaxBatchSize,
+	})
+	if err != nil {
+		s.log.Debug("page: render index", "err", err)
+	}
+}
+
+// startReply answers POST /batches.
+type startReply struct {
+	BatchID string `json:"batchid"`
+	Size    int    `json:"size"`
+	WaitMS  int64  `json:"wait_ms"`
+}
+
+// handleStart starts a batch. Form fields: size (empty: random between the
+// bounds) and wait_ms (empty: the default wait).
+func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	if err := r.ParseForm(); err != nil {
+		writeError(w, http.StatusBadRequest, "unreadable form: "+err.Error())
+		return
+	}
+	size, err := intParam(r.PostForm.Get("size"), 1, generate.MaxBatchSize)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "size: "+err.Error())
+		return
+	}
+	wait := s.opt.Wait
+	if v := r.PostForm.Get("wait_ms"); v != "" {
+		ms, err := intParam(v, 0, int(MaxWait.Milliseconds()))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "wait_ms: "+err.Error())
+			return
+		}
+		wait = time.Duration(ms) * time.Millisecond
+	}
+	if s.ctx.Err() != nil {
+		writeError(w, http.StatusServiceUnavailable, "shutting down")
+		return
+	}
+	var b generate.Batch
+	if size == 0 {
+		b = s.opt.Generator.Next()
+	} else {
+		b = s.opt.Generator.NextOfSize(size)
+	}
+	s.start(b, wait)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	json.NewEncoder(w).Encode(startReply{BatchID: b.ID, Size: len(b.Tasks), WaitMS: wait.Milliseconds()})
+}
+
+// intParam parses an optional integer in [lo, hi]; empty is 0.
+func intParam(v string, lo, hi int) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("want a whole number from %d to %d, got %q", lo, hi, v)
+	}
+	return n, nil
+}
+
+// Events of the stream, as JSON.
+type (
+	startEvent struct {
+		BatchID string `json:"batchid"`
+		Size    int    `json:"size"`
+		WaitMS  int64  `json:"wait_ms"`
+	}
+	taskEvent struct {
+		BatchID string       `json:"batchid"`
+		I       int          `json:"i"`
+		N       int          `json:"n"`
+		Status  int          `json:"status"`
+		Outcome send.Outcome `json:"outcome"`
+		Retries int          `json:"retries"`
+		Error   string       `json:"error,omitempty"`
+		Task    task.Task    `json:"task"`
+		Line    string       `json:"line"`
+	}
+	retryEvent struct {
+		BatchID string `json:"batchid"`
+		I       int    `json:"i"`
+		N       int    `json:"n"`
+		Attempt int    `json:"attempt"`
+		Status  int    `json:"status"`
+		Error   string `json:"error"`
+		DelayMS int64  `json:"delay_ms"`
+	}
+	endEvent struct {
+		send.Summary
+		Line string `json:"line"`
+	}
+)
+
+// OnRetry publishes a retry to the live log. Set it as the sender's
+// OnRetry hook.
+func (s *Server) OnRetry(e send.RetryEvent) {
+	errText := ""
+	if e.Err != nil {
+		errText = e.Err.Error()
+	}
+	s.publish("retry", retryEvent{
+		BatchID: e.Delivery.Task.BatchID, I: int(e.Delivery.Task.ID) + 1, N: int(e.Delivery.Task.BatchSize),
+		Attempt: e.Attempt, Status: e.Status, Error: errText, DelayMS: e.Delay.Milliseconds(),
+	})
+}
+
+func (s *Server) publish(name string, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("page: encode event", "event", name, "err", err)
+		return
+	}
+	s.hub.publish(name, data)
+}
+
+func (s *Server) start(b generate.Batch, wait time.Duration) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	rn := &run{id: b.ID, size: len(b.Tasks), started: time.Now(), cancel: cancel}
+	s.mu.Lock()
+	s.runs[b.ID] = rn
+	s.mu.Unlock()
+	ds := make([]send.Delivery, len(b.Tasks))
+	for i, t := range b.Tasks {
+		ds[i] = send.Delivery{WebhookID: send.NewWebhookID(), Task: t}
+	}
+	s.log.Info("batch started", "batchid", b.ID, "size", len(ds), "wait", wait)
+	s.publish("start", startEvent{BatchID: b.ID, Size: len(ds), WaitMS: wait.Milliseconds()})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer cancel()
+		n := len(ds)
+		sum := s.opt.Sender.SendBatch(ctx, b.ID, ds, send.Every(wait), func(i int, r send.Result) {
+			ev := taskEvent{
+				BatchID: b.ID, I: i + 1, N: n, Status: r.Status, Outcome: r.Outcome,
+				Retries: r.Retries(), Task: r.Delivery.Task, Line: send.Line(i+1, n, r),
+			}
+			if r.Err != nil && r.Outcome != send.Accepted && r.Outcome != send.Duplicate {
+				ev.Error = r.Err.Error()
+			}
+			s.publish("task", ev)
+		})
+		s.mu.Lock()
+		delete(s.runs, b.ID)
+		s.mu.Unlock()
+		s.log.Info("batch ended", "batchid", b.ID, "size", sum.Size, "sent", sum.Sent, "accepted", sum.Accepted,
+			"duplicates", sum.Duplicates, "failed", sum.Failed, "cancelled", sum.Cancelled,
+			"retries", sum.Retries, "duration", sum.Duration)
+		s.publish("end", endEvent{Summary: sum, Line: sum.String()})
+	}()
+}
+
+func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s.mu.Lock()
+	rn, ok := s.runs[id]
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, "no running batch "+strconv.Quote(id))
+		return
+	}
+	rn.cancel()
+	s.log.Info("batch cancelled", "batchid", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// runningBatch is an item of GET /batches.
+type runningBatch struct {
+	BatchID string    `json:"batchid"`
+	Size    int       `json:"size"`
+	Started time.Time `json:"started"`
+}
+
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	list := make([]runningBatch, 0, len(s.runs))
+	for _, rn := range s.runs {
+		list = append(list, runningBatch{BatchID: rn.id, Size: rn.size, Started: rn.started})
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(list)
+}
+
+// handleEvents streams events as text/event-stream. A client that
+// reconnects with Last-Event-ID gets the events it missed, as far as the
+// server still keeps them.
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	// A comment first, so that the client's onopen fires at once.
+	if _, err := w.Write([]byte(": hookpipe producer\nretry: 1000\n\n")); err != nil {
+		return
+	}
+	if rc.Flush() != nil {
+		return
+	}
+	events, unsubscribe := s.hub.subscribe(r.Header.Get("Last-Event-ID"))
+	defer unsubscribe()
+	ping := time.NewTicker(15 * time.Second)
+	defer ping.Stop()
+	buf := make([]byte, 0, 1024)
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-ping.C:
+			buf = append(buf[:0], ": ping\n\n"...)
+		case e, ok := <-events:
+			if !ok {
+				return
+			}
+			buf = appendEvent(buf[:0], e)
+			// Send what else is queued in the same write.
+			for more := true; more && len(buf) < 32<<10; {
+				select {
+				case e, ok := <-events:
+					if !ok {
+						more = false
+						break
+					}
+					buf = appendEvent(buf, e)
+				default:
+					more = false
+				}
+			}
+		}
+		if _, err := w.Write(buf); err != nil {
+			return
+		}
+		if rc.Flush() != nil {
+			return
+		}
+	}
+}
+
+// appendEvent appends e in the event-stream format. Its data is JSON on one
+// line, which never holds a raw newline.
+func appendEvent(b []byte, e event) []byte {
+	b = append(b, "id: "...)
+	b = strconv.AppendUint(b, e.ID, 10)
+	b = append(b, "\nevent: "...)
+	b = append(b, e.Name...)
+	b = append(b, "\ndata: "...)
+	b = append(b, e.Data...)
+	return append(b, '\n', '\n')
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
