@@ -1,0 +1,63 @@
+# hookpipe: webhooks in, counted exactly, streamed live to a dashboard.
+# `make run-all` starts everything; `make test` is what CI runs.
+
+SHELL   := /bin/bash
+GO      ?= go
+BIN     := bin
+MODULES := task receiver relay dashboard producer testdata
+PKGS    := $(foreach m,$(MODULES),./$(m)/...)
+WASM    := dashboard/web/app.wasm
+GOBIN   := $(shell $(GO) env GOPATH)/bin
+HEY     := $(GOBIN)/hey
+FUZZTIME ?= 10s
+
+.PHONY: help build wasm run-all test lint fuzz bench bench-receiver bench-relay bench-dashboard loadtest replay hey clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+build: wasm ## build every binary into bin/ and the dashboard's wasm
+	$(GO) build -o $(BIN)/ ./receiver ./relay ./producer ./dashboard ./dashboard/cmd/run-all
+
+wasm: ## build the dashboard's WebAssembly, pre-compressed
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags="-s -w" -o $(WASM) ./dashboard
+	$(GO) run ./dashboard/tools/compress $(WASM)
+
+run-all: build ## start the whole pipeline (NATS and Redis embedded when none answers)
+	$(BIN)/run-all
+
+test: lint wasm hey ## gofmt, go vet, then every module's tests with -race (browser tests included) and a short fuzz run
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./task
+
+lint: ## gofmt and go vet, native and for the browser
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	GOOS=js GOARCH=wasm $(GO) vet ./task/... ./dashboard/internal/ui/...
+
+fuzz: ## fuzz the task decoder for longer (FUZZTIME=5m)
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(if $(filter 10s,$(FUZZTIME)),5m,$(FUZZTIME)) ./task
+
+bench: ## Go benchmarks of every module
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+bench-receiver: hey ## hey against the receiver and against a bare fasthttp handler, same run, with the ratio
+	$(GO) run ./receiver/cmd/loadtest bench
+
+bench-relay: ## WebSocket fan-out load: frames/s, latency, memory per connection
+	$(GO) run ./relay/cmd/relaybench
+
+bench-dashboard: wasm ## cold and warm load of the PWA in headless Chromium
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./dashboard/...
+
+loadtest: hey ## hey against the running receiver; checks Redis counted every 200
+	$(GO) run ./receiver/cmd/loadtest run
+
+replay: ## replay every committed batch against the running receiver, counts before and after
+	$(GO) run ./producer replay --counts testdata/batches/*.jsonl
+
+hey: ## install hey when it is missing
+	@test -x $(HEY) || $(GO) install github.com/rakyll/hey@v0.1.5
+
+clean: ## remove build output and run-all's data
+	rm -rf $(BIN) .data .artifacts $(WASM) $(WASM).br $(WASM).gz

@@ -1,0 +1,207 @@
+// Command loadtest load-tests the receiver with hey.
+//
+//	loadtest run     hey against a running receiver; checks that Redis
+//	                 counted exactly the requests answered 200
+//	loadtest bench   hey against a receiver it starts (Redis and JetStream
+//	                 writes on) and against a bare fasthttp handler, in the
+//	                 same run with the same settings, and prints the ratio
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/hookpipe/hookpipe/receiver/internal/loadtest"
+	"github.com/hookpipe/hookpipe/receiver/internal/service"
+	"github.com/hookpipe/hookpipe/task"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/redis/go-redis/v9"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if len(os.Args) < 2 || (os.Args[1] != "run" && os.Args[1] != "bench") {
+		fmt.Fprintln(os.Stderr, "usage: loadtest run|bench [flags]   (loadtest run --help for the flags)")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = run(ctx, os.Args[2:])
+	case "bench":
+		err = bench(ctx, os.Args[2:])
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+}
+
+func env(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("loadtest run", flag.ContinueOnError)
+	url := fs.String("url", env("WEBHOOK_RECEIVER_URL", "http://127.0.0.1:5001/consumetasks"), "receiver URL ($WEBHOOK_RECEIVER_URL)")
+	redisURL := fs.String("redis-url", env("REDIS_URL", "redis://127.0.0.1:6379"), "the receiver's Redis ($REDIS_URL)")
+	prefix := fs.String("key-prefix", env("HOOKPIPE_KEY_PREFIX", task.DefaultKeyPrefix), "the receiver's key prefix ($HOOKPIPE_KEY_PREFIX)")
+	n := fs.Int("n", 50000, "requests")
+	c := fs.Int("c", 50, "concurrent connections")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	hey, err := loadtest.FindHey()
+	if err != nil {
+		return err
+	}
+	before, err := loadtest.Counts(ctx, *redisURL, *prefix)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("hey -n %d -c %d -m POST -T application/json %s\n", *n, *c, *url)
+	res, err := loadtest.Hey(ctx, hey, *url, *n, *c, loadtest.Body)
+	if err != nil {
+		return err
+	}
+	fmt.Print(res.Output)
+	after, err := loadtest.Counts(ctx, *redisURL, *prefix)
+	if err != nil {
+		return err
+	}
+	added := after.Total() - before.Total()
+	fmt.Printf("\nRedis total before %d, after %d: added %d; hey got %d answered 200\n", before.Total(), after.Total(), added, res.Statuses[200])
+	if added != int64(res.Statuses[200]) {
+		return fmt.Errorf("MISMATCH: Redis added %d, hey saw %d answered 200 (another sender may be running)", added, res.Statuses[200])
+	}
+	fmt.Println("OK: every 200 is counted once")
+	return nil
+}
+
+func bench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("loadtest bench", flag.ContinueOnError)
+	n := fs.Int("n", 50000, "requests per run")
+	c := fs.Int("c", 50, "concurrent connections")
+	redisURL := fs.String("redis-url", env("REDIS_URL", "redis://127.0.0.1:6379"), "Redis to count in, under a private key prefix that is deleted afterwards ($REDIS_URL)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	hey, err := loadtest.FindHey()
+	if err != nil {
+		return err
+	}
+	if err := pingRedis(ctx, *redisURL); err != nil {
+		return fmt.Errorf("no Redis at %s (start one, or make run-all): %w", *redisURL, err)
+	}
+
+	// A private NATS server, so the bench's events stay out of any real
+	// TASKS stream.
+	dir, err := os.MkdirTemp("", "hookpipe-bench-nats")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(dir, "js"), NoLog: true, NoSigs: true})
+	if err != nil {
+		return err
+	}
+	go ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return errors.New("nats did not start")
+	}
+
+	prefix := "bench:" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
+	m := service.NewMain()
+	m.Config.Addr = "127.0.0.1:0"
+	m.Config.NATSURL, m.Config.RedisURL, m.Config.KeyPrefix = ns.ClientURL(), *redisURL, prefix
+	m.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := m.Run(ctx); err != nil {
+		return err
+	}
+	defer m.Close()
+	defer cleanup(*redisURL, prefix)
+	bareURL, stopBare, err := loadtest.Bare()
+	if err != nil {
+		return err
+	}
+	defer stopBare()
+
+	// Wait for the stream, then warm both up.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		r, err := loadtest.Hey(ctx, hey, m.URL(), 200, 10, loadtest.Body)
+		if err == nil && r.Statuses[200] == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("receiver not accepting: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	loadtest.Hey(ctx, hey, bareURL, 2000, *c, loadtest.Body)
+
+	fmt.Printf("hey -n %d -c %d, body %d bytes, %s\n\n", *n, *c, len(loadtest.Body), time.Now().Format(time.RFC3339))
+	bare, err := loadtest.Hey(ctx, hey, bareURL, *n, *c, loadtest.Body)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("bare fasthttp   %s\n", bare.Summary())
+	before, err := loadtest.Counts(ctx, *redisURL, prefix)
+	if err != nil {
+		return err
+	}
+	recv, err := loadtest.Hey(ctx, hey, m.URL(), *n, *c, loadtest.Body)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("receiver        %s\n", recv.Summary())
+	after, err := loadtest.Counts(ctx, *redisURL, prefix)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nratio receiver/bare: %.1f%% of the bare handler's throughput\n", 100*recv.PerSecond/bare.PerSecond)
+	added := after.Total() - before.Total()
+	fmt.Printf("Redis counted %d, hey saw %d answered 200\n", added, recv.Statuses[200])
+	if added != int64(recv.Statuses[200]) {
+		return fmt.Errorf("MISMATCH between Redis and hey")
+	}
+	return nil
+}
+
+func pingRedis(ctx context.Context, url string) error {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return err
+	}
+	opt.MaxRetries = -1
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	return rdb.Ping(ctx).Err()
+}
+
+func cleanup(url, prefix string) {
+	opt, _ := redis.ParseURL(url)
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	ctx := context.Background()
+	keys, _ := rdb.Keys(ctx, prefix+"*").Result()
+	if len(keys) > 0 {
+		rdb.Del(ctx, keys...)
+	}
+}
