@@ -1,0 +1,134 @@
+// Package server serves the dashboard: the go-app page and its resources,
+// the wasm pre-compressed with brotli or gzip as the browser accepts, and
+// icons drawn locally, with configuration from flags and environment.
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is every setting of the dashboard server. Each field has a flag and
+// an environment variable; a flag wins over the variable, the variable over
+// the default.
+type Config struct {
+	// Addr is the listen address; default ":8080". HOOKPIPE_DASHBOARD_ADDR.
+	Addr string
+	// WebDir is the folder holding app.wasm and its .br and .gz copies;
+	// default "", which picks "web" when it holds app.wasm, else
+	// "dashboard/web", so the server runs from the module or the repository
+	// root. HOOKPIPE_WEB_DIR.
+	WebDir string
+	// RelayURL is the relay's base URL given to the page, such as
+	// "http://127.0.0.1:5002"; default "", which lets the page use its own
+	// host name on port 5002. HOOKPIPE_RELAY_URL.
+	RelayURL string
+	// Version names the page's version; a browser that has another one
+	// installs the new one and offers to reload. Default "", which derives it
+	// from the wasm and the relay URL, so a restart with the same build is
+	// not an update. HOOKPIPE_DASHBOARD_VERSION.
+	Version string
+	// ShutdownTimeout bounds a graceful shutdown; default 10s.
+	// HOOKPIPE_SHUTDOWN_TIMEOUT.
+	ShutdownTimeout time.Duration
+	// LogFormat is "text" or "json"; default "text". HOOKPIPE_LOG_FORMAT.
+	LogFormat string
+}
+
+// DefaultConfig returns the configuration used when nothing is set.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            ":8080",
+		ShutdownTimeout: 10 * time.Second,
+		LogFormat:       "text",
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.Addr == "":
+		return errors.New("dashboard: --addr is empty")
+	case c.ShutdownTimeout <= 0:
+		return errors.New("dashboard: --shutdown-timeout must be positive")
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("dashboard: --log-format %q must be text or json", c.LogFormat)
+	case strings.ContainsAny(c.Version, " /\"\\"):
+		return fmt.Errorf("dashboard: --version %q must not hold spaces, slashes or quotes", c.Version)
+	}
+	if c.RelayURL != "" {
+		u, err := url.Parse(c.RelayURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("dashboard: --relay-url %q must be http(s)://host[:port]", c.RelayURL)
+		}
+	}
+	return nil
+}
+
+// Parse fills c from args and the environment (looked up with getenv) over
+// its current values, then validates it. Usage and errors go to out.
+func (c *Config) Parse(args []string, getenv func(string) string, out io.Writer) error {
+	fs := flag.NewFlagSet("dashboard", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var envs []string
+	bind := func(v flag.Value, name, env, usage string) {
+		fs.Var(v, name, usage+" ($"+env+")")
+		envs = append(envs, name, env)
+	}
+	bind(stringValue{&c.Addr}, "addr", "HOOKPIPE_DASHBOARD_ADDR", "listen address")
+	bind(stringValue{&c.WebDir}, "web-dir", "HOOKPIPE_WEB_DIR", "folder of app.wasm, app.wasm.br and app.wasm.gz (default: web if it holds app.wasm, else dashboard/web)")
+	bind(stringValue{&c.RelayURL}, "relay-url", "HOOKPIPE_RELAY_URL", "relay base URL for the page (default: the page's host on port 5002)")
+	bind(stringValue{&c.Version}, "version", "HOOKPIPE_DASHBOARD_VERSION", "page version (default: derived from the wasm and relay URL)")
+	bind(durationValue{&c.ShutdownTimeout}, "shutdown-timeout", "HOOKPIPE_SHUTDOWN_TIMEOUT", "deadline of a graceful shutdown")
+	bind(stringValue{&c.LogFormat}, "log-format", "HOOKPIPE_LOG_FORMAT", "log format: text or json")
+	fs.Usage = func() {
+		fmt.Fprintln(out, "Usage: dashboard [flags]\n\nServes the hookpipe dashboard, a go-app PWA that shows the relay's live counts.\nEvery flag can also be set by the environment variable in parentheses.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	for i := 0; i < len(envs); i += 2 {
+		if v := getenv(envs[i+1]); v != "" {
+			if err := fs.Set(envs[i], v); err != nil {
+				return fmt.Errorf("dashboard: $%s: %w", envs[i+1], err)
+			}
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("dashboard: unexpected argument %q", fs.Arg(0))
+	}
+	return c.Validate()
+}
+
+type stringValue struct{ p *string }
+
+func (v stringValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+func (v stringValue) Set(s string) error { *v.p = s; return nil }
+
+type durationValue struct{ p *time.Duration }
+
+func (v durationValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return v.p.String()
+}
+func (v durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*v.p = d
+	return nil
+}

@@ -1,0 +1,249 @@
+// Package ui is the dashboard page: go-app components that draw the state
+// kept by package board, and the WebSocket link to the relay that feeds it.
+// The same code is rendered by the server (the page's first paint and the
+// offline shell) and run in the browser as WebAssembly; everything that needs
+// a browser is guarded by app.IsClient.
+package ui
+
+import (
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/hookpipe/hookpipe/dashboard/internal/board"
+	"github.com/hookpipe/hookpipe/dashboard/internal/chart"
+	"github.com/hookpipe/hookpipe/task"
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+)
+
+// RelayURLEnv names the page environment variable with the relay's base URL,
+// set by the dashboard server from its own HOOKPIPE_RELAY_URL.
+const RelayURLEnv = "HOOKPIPE_RELAY_URL"
+
+// Connection states, as shown in the data-state of #conn.
+const (
+	StateConnecting   = "connecting"
+	StateLive         = "live"
+	StateReconnecting = "reconnecting"
+	StateOffline      = "offline"
+)
+
+// Route registers the dashboard as the page at "/".
+func Route() {
+	app.Route("/", func() app.Composer { return New() })
+}
+
+// Dashboard is the page: chart, totals and rate, batch view, message list
+// and connection state. It holds all the page's state; child views are
+// functions of it.
+type Dashboard struct {
+	app.Compo
+
+	state    *board.State
+	layout   chart.Layout
+	relay    *url.URL
+	relayErr string
+
+	// conn is the link's state; retryAt when the next attempt is due.
+	conn    string
+	retryAt time.Time
+	online  bool
+
+	updateReady bool
+	batches     batchView
+
+	link *link
+	stop chan struct{}
+}
+
+// New returns a dashboard with an empty state.
+func New() *Dashboard {
+	return &Dashboard{
+		state:  board.New(board.DefaultLimit),
+		layout: chart.DefaultLayout(),
+		conn:   StateConnecting,
+		online: true,
+	}
+}
+
+// OnMount starts the link to the relay and the once-a-second refresh of
+// the rate, the reconnect countdown and the selected batch. On the server,
+// which renders the page once, it does nothing.
+func (d *Dashboard) OnMount(ctx app.Context) {
+	if !app.IsClient {
+		return
+	}
+	base, err := board.RelayBase(app.Getenv(RelayURLEnv), app.Window().URL())
+	if err != nil {
+		d.relayErr = err.Error()
+		d.conn = StateOffline
+		return
+	}
+	d.relay = base
+	d.online = navigatorOnline()
+	d.stop = make(chan struct{})
+	d.link = newLink(ctx, d, base)
+	d.link.connect(ctx)
+	d.batches.load(ctx, d, base)
+	watchOnline(ctx, d)
+	stop := d.stop
+	ctx.Async(func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for n := 1; ; n++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				ctx.Dispatch(func(ctx app.Context) {
+					if n%2 == 0 {
+						d.batches.refresh(ctx, d)
+					}
+					if n%600 == 0 {
+						app.TryUpdate()
+					}
+				})
+			}
+		}
+	})
+	app.TryUpdate()
+}
+
+// OnDismount closes the link and stops the refresh.
+func (d *Dashboard) OnDismount() {
+	if d.stop != nil {
+		close(d.stop)
+		d.stop = nil
+	}
+	if d.link != nil {
+		d.link.close()
+		d.link = nil
+	}
+}
+
+// OnAppUpdate shows the update prompt once a new version is installed.
+func (d *Dashboard) OnAppUpdate(ctx app.Context) {
+	d.updateReady = ctx.AppUpdateAvailable()
+}
+
+// connState returns what #conn shows: offline whenever the browser says
+// so, else the link's state.
+func (d *Dashboard) connState() string {
+	if !d.online || d.relayErr != "" {
+		return StateOffline
+	}
+	return d.conn
+}
+
+func (d *Dashboard) connText(now time.Time) string {
+	switch d.connState() {
+	case StateLive:
+		return "Live"
+	case StateReconnecting:
+		s := int(d.retryAt.Sub(now).Round(time.Second) / time.Second)
+		if s < 1 {
+			return "Reconnecting…"
+		}
+		return "Reconnecting in " + strconv.Itoa(s) + "s"
+	case StateOffline:
+		if d.relayErr != "" {
+			return "Offline: " + d.relayErr
+		}
+		return "Offline"
+	}
+	return "Connecting…"
+}
+
+// Render draws the page from the state.
+func (d *Dashboard) Render() app.UI {
+	now := time.Now()
+	s := d.state
+	total := strconv.FormatInt(s.Total(), 10)
+	return app.Div().ID("dashboard").Class("dashboard").
+		DataSet("seq", strconv.FormatUint(s.Seq, 10)).
+		DataSet("total", total).
+		Body(
+			app.Header().Class("top").Body(
+				app.H1().Text("hookpipe"),
+				app.Span().ID("conn").Class("conn conn-"+d.connState()).
+					DataSet("state", d.connState()).
+					Aria("live", "polite").
+					Text(d.connText(now)),
+			),
+			app.If(d.updateReady, func() app.UI {
+				return app.Div().ID("update").Class("update").Body(
+					app.Span().Text("A new version of the dashboard is ready. "),
+					app.Button().Text("Reload").OnClick(func(ctx app.Context, e app.Event) { ctx.Reload() }),
+				)
+			}),
+			app.Section().Class("stats").Aria("label", "Totals").Body(
+				stat("Total", "total", total),
+				stat("Events/s", "rate", strconv.FormatFloat(s.Rate(now), 'f', 0, 64)),
+				stat("Sequence", "seq", strconv.FormatUint(s.Seq, 10)),
+			),
+			app.Section().Class("panel chart-panel").Body(
+				chartView(chart.Build(s.Counts, d.layout)),
+			),
+			d.batches.render(d),
+			app.Section().Class("panel messages-panel").Body(
+				app.H2().Text("Messages"),
+				messageList(s, now),
+			),
+		)
+}
+
+func stat(label, id, value string) app.UI {
+	return app.Div().Class("stat").Body(
+		app.Span().Class("stat-label").Text(label),
+		app.Span().ID("stat-"+id).Class("stat-value").Text(value),
+	)
+}
+
+// messageList shows the events newest first. Every value goes in as text,
+// so an owner that looks like HTML stays characters.
+func messageList(s *board.State, now time.Time) app.UI {
+	items := make([]app.UI, s.Len())
+	for i := range items {
+		e := s.Event(i)
+		p := e.Priority.String()
+		items[i] = app.Li().
+			DataSet("seq", strconv.FormatUint(e.Seq, 10)).
+			DataSet("priority", p).
+			Body(
+				app.Time().Class("at").DateTime("%s", e.Time.Format(time.RFC3339Nano)).Text(e.Time.Local().Format("15:04:05.000")),
+				app.Span().Class("prio prio-"+p).Text(p),
+				app.Span().Class("owner").Text(e.Owner),
+				app.Span().Class("meta").Text("batch "+shortID(e.BatchID)+" · task "+strconv.FormatInt(e.ID, 10)),
+			)
+	}
+	return app.Ol().ID("messages").Class("messages").Aria("live", "off").Body(items...)
+}
+
+// shortID keeps the first block of a UUID, enough to tell batches apart.
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// apply applies frames received since the last animation frame, in one
+// update of the page.
+func (d *Dashboard) apply(frames [][]byte) (rejected int) {
+	now := time.Now()
+	for _, f := range frames {
+		if err := d.state.ApplyJSON(f, now); err != nil {
+			app.Logf("dashboard: frame dropped: %v", err)
+			rejected++
+		}
+	}
+	return rejected
+}
+
+// priorityNames are the four names, for views that list every priority.
+var priorityNames = func() (n [task.NumPriorities]string) {
+	for i, p := range task.Priorities {
+		n[i] = p.String()
+	}
+	return n
+}()

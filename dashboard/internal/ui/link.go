@@ -1,0 +1,248 @@
+package ui
+
+import (
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/hookpipe/hookpipe/dashboard/internal/board"
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+)
+
+// link is the WebSocket to the relay. Frames are queued as they arrive and
+// applied together once per animation frame, so that a burst of frames costs
+// one update of the page, not one each. When the socket closes it reconnects
+// after a backoff delay and resumes from the last applied sequence.
+type link struct {
+	d       *Dashboard
+	base    *url.URL
+	backoff board.Backoff
+
+	mu        sync.Mutex
+	pending   [][]byte
+	scheduled bool
+	closed    bool
+
+	// gen tells the current socket's callbacks from those of sockets already
+	// replaced, which may still fire.
+	gen   int
+	ws    app.Value
+	funcs []app.Func
+	flush app.Func
+}
+
+func newLink(ctx app.Context, d *Dashboard, base *url.URL) *link {
+	l := &link{d: d, base: base, backoff: board.DefaultBackoff()}
+	l.flush = app.FuncOf(func(app.Value, []app.Value) any {
+		l.flushPending(ctx)
+		return nil
+	})
+	return l
+}
+
+// connect opens a socket that resumes after the last applied sequence.
+// It runs on the UI goroutine.
+func (l *link) connect(ctx app.Context) {
+	if l.closed {
+		return
+	}
+	// Frames still queued come before the resume point.
+	l.applyPending(ctx)
+	l.release()
+	gen := l.nextGen()
+	u := board.SocketURL(l.base, l.d.state.Seq)
+	ws := app.Window().Get("WebSocket").New(u)
+	l.ws = ws
+	on := func(event string, fn func(app.Value)) {
+		f := app.FuncOf(func(_ app.Value, args []app.Value) any {
+			if len(args) > 0 {
+				fn(args[0])
+			}
+			return nil
+		})
+		l.funcs = append(l.funcs, f)
+		ws.Set(event, f)
+	}
+	on("onopen", func(app.Value) {
+		ctx.Dispatch(func(ctx app.Context) {
+			if gen != l.currentGen() {
+				return
+			}
+			l.backoff.Reset()
+			l.d.conn = StateLive
+		})
+	})
+	on("onmessage", func(ev app.Value) {
+		data := ev.Get("data").String()
+		l.mu.Lock()
+		if gen != l.gen {
+			l.mu.Unlock()
+			return
+		}
+		l.pending = append(l.pending, []byte(data))
+		schedule := !l.scheduled
+		l.scheduled = true
+		l.mu.Unlock()
+		if schedule {
+			l.schedule()
+		}
+	})
+	on("onclose", func(app.Value) {
+		ctx.Dispatch(func(ctx app.Context) {
+			if gen != l.currentGen() || l.closed {
+				return
+			}
+			l.retry(ctx)
+		})
+	})
+	if l.d.conn != StateReconnecting {
+		l.d.conn = StateConnecting
+	}
+}
+
+// retry waits for the next backoff delay, then connects again.
+func (l *link) retry(ctx app.Context) {
+	gen := l.nextGen() // late events of the closed socket are ignored
+	delay := l.backoff.Next()
+	l.d.conn = StateReconnecting
+	l.d.retryAt = time.Now().Add(delay)
+	ctx.Async(func() {
+		// Count the seconds down on the page while waiting.
+		for left := delay; left > 0; left -= time.Second {
+			time.Sleep(min(left, time.Second))
+			ctx.Dispatch(nil)
+		}
+		ctx.Dispatch(func(ctx app.Context) {
+			if gen == l.currentGen() {
+				l.connect(ctx)
+			}
+		})
+	})
+}
+
+// now skips the wait of a pending retry, as when the browser comes online.
+func (l *link) now(ctx app.Context) {
+	if l.d.conn == StateReconnecting {
+		l.backoff.Reset()
+		l.connect(ctx)
+	}
+}
+
+// schedule asks for a flush at the next animation frame, or soon when the
+// page is hidden and animation frames are paused.
+func (l *link) schedule() {
+	w := app.Window()
+	if w.Get("document").Get("visibilityState").String() == "hidden" {
+		w.Call("setTimeout", l.flush, 250)
+		return
+	}
+	w.Call("requestAnimationFrame", l.flush)
+}
+
+// flushPending hands the queued frames to the UI goroutine. It runs in the
+// browser's animation frame callback.
+func (l *link) flushPending(ctx app.Context) {
+	start := app.Window().Get("performance").Call("now").Float()
+	ctx.Dispatch(func(ctx app.Context) {
+		n := l.applyPending(ctx)
+		if n == 0 {
+			return
+		}
+		// Defer runs once the page reflects the frames.
+		ctx.Defer(func(app.Context) {
+			recordApply(start, n)
+		})
+	})
+}
+
+// applyPending applies every queued frame and returns how many there were.
+func (l *link) applyPending(ctx app.Context) int {
+	l.mu.Lock()
+	frames := l.pending
+	l.pending = nil
+	l.scheduled = false
+	l.mu.Unlock()
+	if len(frames) > 0 {
+		l.d.apply(frames)
+	}
+	return len(frames)
+}
+
+func (l *link) nextGen() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gen++
+	return l.gen
+}
+
+func (l *link) currentGen() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gen
+}
+
+// release closes the current socket and frees its callbacks.
+func (l *link) release() {
+	if l.ws != nil {
+		for _, ev := range []string{"onopen", "onmessage", "onclose"} {
+			l.ws.Set(ev, app.Null())
+		}
+		l.ws.Call("close")
+		l.ws = nil
+	}
+	for _, f := range l.funcs {
+		f.Release()
+	}
+	l.funcs = nil
+}
+
+func (l *link) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.gen++
+	l.mu.Unlock()
+	l.release()
+}
+
+// recordApply publishes how long applying and drawing the frames of one
+// animation frame took, for benchmarks and curious people:
+// window.hookpipeStats.
+func recordApply(start float64, frames int) {
+	w := app.Window()
+	ms := w.Get("performance").Call("now").Float() - start
+	st := w.Get("hookpipeStats")
+	if !st.Truthy() {
+		st = app.ValueOf(map[string]any{"updates": 0, "frames": 0, "lastMs": 0.0, "maxMs": 0.0, "sumMs": 0.0})
+		w.Set("hookpipeStats", st)
+	}
+	st.Set("updates", st.Get("updates").Int()+1)
+	st.Set("frames", st.Get("frames").Int()+frames)
+	st.Set("lastMs", ms)
+	st.Set("sumMs", st.Get("sumMs").Float()+ms)
+	if ms > st.Get("maxMs").Float() {
+		st.Set("maxMs", ms)
+	}
+}
+
+// navigatorOnline reports whether the browser believes it has a network.
+func navigatorOnline() bool {
+	on := app.Window().Get("navigator").Get("onLine")
+	return !on.Truthy() && on.IsUndefined() || on.Bool()
+}
+
+// watchOnline follows the browser's online and offline events.
+func watchOnline(ctx app.Context, d *Dashboard) {
+	set := func(online bool) app.Func {
+		return app.FuncOf(func(app.Value, []app.Value) any {
+			ctx.Dispatch(func(ctx app.Context) {
+				d.online = online
+				if online && d.link != nil {
+					d.link.now(ctx)
+				}
+			})
+			return nil
+		})
+	}
+	app.Window().Call("addEventListener", "online", set(true))
+	app.Window().Call("addEventListener", "offline", set(false))
+}
