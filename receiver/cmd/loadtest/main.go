@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -99,6 +100,7 @@ func bench(ctx context.Context, args []string) error {
 	n := fs.Int("n", 50000, "requests per run")
 	c := fs.Int("c", 50, "concurrent connections")
 	redisURL := fs.String("redis-url", env("REDIS_URL", "redis://127.0.0.1:6379"), "Redis to count in, under a private key prefix that is deleted afterwards ($REDIS_URL)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the receiver's run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -166,7 +168,17 @@ func bench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+	}
 	recv, err := loadtest.Hey(ctx, hey, m.URL(), *n, *c, loadtest.Body)
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return err
 	}

@@ -17,28 +17,61 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// countScript deduplicates and counts one task atomically.
+// countScript deduplicates and counts a batch of tasks atomically, with
+// one HINCRBY per priority and per batch however many tasks it holds.
 //
-// KEYS: counts hash, batch hash, batches zset, and the seen key when the
-// webhook has an id. ARGV: priority, batch id, now in ms, batch size (0 for
-// unknown), seen TTL in seconds, batches to keep in the zset.
+// KEYS: the counts hash, the batches zset, then for each task its batch
+// hash and its seen key (the batch hash again when the webhook had no id,
+// so that every key is declared and all share one cluster slot).
+// ARGV: now in ms, seen TTL in seconds, batches to keep in the zset, batch
+// TTL in seconds, then for each task: priority, batch id, batch size (0 for
+// unknown), and "1" when it has a seen key.
 //
-// It returns "" when it counted the task, or the seen key's state when the
-// id was counted before: task.SeenCounted (not yet known to be in the
-// stream) or task.SeenPublished.
+// It returns one string per task: "" when it counted the task, or the seen
+// key's state when the id was counted before: task.SeenCounted (not yet
+// known to be in the stream) or task.SeenPublished.
 var countScript = redis.NewScript(`
-if KEYS[4] then
-  local state = redis.call('GET', KEYS[4])
-  if state then return state end
-  redis.call('SET', KEYS[4], '` + task.SeenCounted + `', 'EX', ARGV[5])
+local n = (#KEYS - 2) / 2
+local total, batches, order, ids, out = {}, {}, {}, {}, {}
+for i = 1, n do
+  local bkey, skey = KEYS[2*i+1], KEYS[2*i+2]
+  local a = 4 + (i-1)*4
+  local prio, bid, size, hasid = ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4]
+  local state = false
+  if hasid == '1' then
+    state = redis.call('GET', skey)
+    if not state then redis.call('SET', skey, '` + task.SeenCounted + `', 'EX', ARGV[2]) end
+  end
+  if state then
+    out[i] = state
+  else
+    out[i] = ''
+    total[prio] = (total[prio] or 0) + 1
+    local b = batches[bkey]
+    if not b then
+      b = {}
+      batches[bkey] = b
+      order[#order+1] = bkey
+      ids[bkey] = bid
+    end
+    b[prio] = (b[prio] or 0) + 1
+    if size ~= '0' then b[0] = size end
+  end
 end
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-if ARGV[4] ~= '0' then redis.call('HSET', KEYS[2], '` + task.BatchSizeField + `', ARGV[4]) end
-redis.call('EXPIRE', KEYS[2], ARGV[7])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
-redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -1 - tonumber(ARGV[6]))
-return ''
+for prio, inc in pairs(total) do redis.call('HINCRBY', KEYS[1], prio, inc) end
+for _, bkey in ipairs(order) do
+  for f, v in pairs(batches[bkey]) do
+    if f == 0 then
+      redis.call('HSET', bkey, '` + task.BatchSizeField + `', v)
+    else
+      redis.call('HINCRBY', bkey, f, v)
+    end
+  end
+  redis.call('EXPIRE', bkey, ARGV[4])
+  redis.call('ZADD', KEYS[2], ARGV[1], ids[bkey])
+end
+if #order > 0 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[3])) end
+return out
 `)
 
 // ErrUnavailable wraps every failure to reach Redis or to get an answer in
@@ -59,7 +92,10 @@ type Options struct {
 	KeepBatches int
 	// MaxBatch is the most operations sent in one pipeline; default 256.
 	MaxBatch int
-	// Pipelines is how many pipelines may be in flight at once; default 4.
+	// Pipelines is how many pipelines may be in flight at once; default 1.
+	// One pipeline batches the most: while it is in flight the next batch
+	// grows, so batches size themselves to the load (measured with
+	// loadtest bench: 1 pipeline beat 2 and 8).
 	Pipelines int
 	// Timeout bounds one pipeline's round trip; default 2s.
 	Timeout time.Duration
@@ -79,7 +115,7 @@ func (o *Options) setDefaults() {
 		o.MaxBatch = 256
 	}
 	if o.Pipelines <= 0 {
-		o.Pipelines = 4
+		o.Pipelines = 1
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Second
@@ -106,8 +142,9 @@ const (
 
 type op struct {
 	kind opKind
-	keys []string
-	args []any
+	keys []string // a count's batch and seen keys; a mark's seen key
+	args []any    // a count's priority, batch id, batch size, has-id flag
+	now  time.Time
 	done chan opResult
 }
 
@@ -128,7 +165,7 @@ func New(rdb redis.UniversalClient, opts Options) *Counter {
 		keep:     strconv.Itoa(opts.KeepBatches),
 	}
 	c.pool.New = func() any {
-		return &op{keys: make([]string, 0, 4), args: make([]any, 0, 7), done: make(chan opResult, 1)}
+		return &op{keys: make([]string, 0, 2), args: make([]any, 0, 4), done: make(chan opResult, 1)}
 	}
 	return c
 }
@@ -150,11 +187,15 @@ func (c *Counter) Count(ctx context.Context, id string, t task.Task, now time.Ti
 	o := c.pool.Get().(*op)
 	o.kind = opCount
 	k := c.opts.Keys
-	o.keys = append(o.keys[:0], k.Counts(), k.Batch(t.BatchID), k.Batches())
+	batch := k.Batch(t.BatchID)
+	hasID := "0"
+	seen := batch
 	if id != "" {
-		o.keys = append(o.keys, k.Seen(id))
+		hasID, seen = "1", k.Seen(id)
 	}
-	o.args = append(o.args[:0], t.Priority.String(), t.BatchID, now.UnixMilli(), t.BatchSize, c.seenTTL, c.keep, c.batchTTL)
+	o.keys = append(o.keys[:0], batch, seen)
+	o.args = append(o.args[:0], t.Priority.String(), t.BatchID, t.BatchSize, hasID)
+	o.now = now
 	return c.do(ctx, o)
 }
 
@@ -214,47 +255,73 @@ func (c *Counter) loop(ctx context.Context) {
 func (c *Counter) exec(ctx context.Context, batch []*op, cmds []redis.Cmder) []redis.Cmder {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.Timeout)
 	defer cancel()
+	k := c.opts.Keys
+	keys := []string{k.Counts(), k.Batches()}
+	var args []any
+	var counts []*op
+	for _, o := range batch {
+		if o.kind != opCount {
+			continue
+		}
+		if len(counts) == 0 {
+			args = append(args, o.now.UnixMilli(), c.seenTTL, c.keep, c.batchTTL)
+		}
+		counts = append(counts, o)
+		keys = append(keys, o.keys...)
+		args = append(args, o.args...)
+	}
+	var script *redis.Cmd
 	run := func(useSHA bool) {
 		cmds = cmds[:0]
 		pipe := c.rdb.Pipeline()
+		if len(counts) > 0 {
+			if useSHA {
+				script = countScript.EvalSha(ctx, pipe, keys, args...)
+			} else {
+				script = countScript.Eval(ctx, pipe, keys, args...)
+			}
+		}
 		for _, o := range batch {
-			switch o.kind {
-			case opCount:
-				if useSHA {
-					cmds = append(cmds, countScript.EvalSha(ctx, pipe, o.keys, o.args...))
-				} else {
-					cmds = append(cmds, countScript.Eval(ctx, pipe, o.keys, o.args...))
-				}
-			case opMarkPublished:
+			if o.kind == opMarkPublished {
 				cmds = append(cmds, pipe.SetArgs(ctx, o.keys[0], task.SeenPublished, redis.SetArgs{Mode: "XX", KeepTTL: true}))
 			}
 		}
 		pipe.Exec(ctx)
 	}
 	run(true)
-	for _, cmd := range cmds {
-		if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			// Redis restarted or flushed its script cache: send the script
-			// itself once, which also caches it again.
-			run(false)
-			break
+	if script != nil && script.Err() != nil && strings.HasPrefix(script.Err().Error(), "NOSCRIPT") {
+		// Redis restarted or flushed its script cache: send the script
+		// itself once, which also caches it again.
+		run(false)
+	}
+	if len(counts) > 0 {
+		states, err := script.StringSlice()
+		if err == nil && len(states) != len(counts) {
+			err = fmt.Errorf("count script returned %d states for %d tasks", len(states), len(counts))
+		}
+		for i, o := range counts {
+			var r opResult
+			if err != nil {
+				r.err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+			} else {
+				r.state = states[i]
+			}
+			o.done <- r
 		}
 	}
-	for i, o := range batch {
-		var r opResult
-		switch cmd := cmds[i].(type) {
-		case *redis.Cmd:
-			r.state, r.err = cmd.Text()
-		case *redis.StatusCmd:
-			r.err = cmd.Err()
+	i := 0
+	for _, o := range batch {
+		if o.kind != opMarkPublished {
+			continue
 		}
-		if r.err == redis.Nil {
-			r.err = nil // SET XX on an expired key: nothing to mark
+		err := cmds[i].Err()
+		i++
+		if err == redis.Nil {
+			err = nil // the key expired meanwhile: nothing to mark
+		} else if err != nil {
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-		if r.err != nil {
-			r.err = fmt.Errorf("%w: %w", ErrUnavailable, r.err)
-		}
-		o.done <- r
+		o.done <- opResult{err: err}
 	}
 	return cmds
 }
