@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -69,6 +70,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader answered with an HTTP error
 	}
 	c.conn = conn
+	if tc, ok := conn.NetConn().(*net.TCPConn); ok && h.cfg.SendBuffer > 0 {
+		tc.SetWriteBuffer(h.cfg.SendBuffer)
+	}
 	c.queue = make(chan *frame, h.cfg.QueueSize)
 	c.done = make(chan struct{})
 	h.clientsWG.Add(1)

@@ -58,6 +58,11 @@ type Config struct {
 	// has not reached yet (it was served by a relay further ahead) waits for
 	// the hub to catch up before it gets a snapshot instead; default 2s.
 	ResumeWait time.Duration
+	// SendBuffer, when positive, fixes each client socket's kernel send
+	// buffer in bytes; default 0 keeps the kernel's autotuning (up to
+	// megabytes per socket). A small buffer bounds the kernel memory of each
+	// connection and lets a stalled client be noticed sooner.
+	SendBuffer int
 	// CheckOrigin decides which browser origins may connect; nil allows
 	// every origin.
 	CheckOrigin func(r *http.Request) bool
@@ -164,6 +169,8 @@ type Hub struct {
 	// Owned by the Run goroutine.
 	ring        *ring
 	begun       bool
+	haveCounts  bool
+	caughtUp    bool
 	target      uint64 // stream's last sequence at Begin: live once reached
 	seq         uint64 // newest sequence taken in
 	sent        uint64 // sequence of the last update frame
@@ -307,10 +314,12 @@ func (h *Hub) Run(ctx context.Context, shutdown time.Duration) error {
 				break
 			}
 		case c := <-h.countsIn:
-			if c != h.counts {
+			if c != h.counts || !h.haveCounts {
 				h.counts = c
 				h.countsVer++
 			}
+			h.haveCounts = true
+			h.maybeLive()
 		case c := <-h.joins:
 			h.join(c, time.Now())
 		case c := <-h.leaves:
@@ -332,9 +341,8 @@ func (h *Hub) take(in input) {
 		h.seq = max(in.seq, 1) - 1
 		h.sent = h.seq
 		h.target = in.pending
-		if h.seq >= h.target {
-			h.goLive()
-		}
+		h.caughtUp = h.seq >= h.target
+		h.maybeLive()
 		return
 	}
 	if !h.begun || in.seq <= h.seq {
@@ -352,12 +360,20 @@ func (h *Hub) take(in input) {
 	case h.wantCounts <- struct{}{}:
 	default:
 	}
-	if !h.isLive.Load() && (in.pending == 0 || h.seq >= h.target) {
-		h.goLive()
+	if !h.caughtUp && (in.pending == 0 || h.seq >= h.target) {
+		h.caughtUp = true
+		h.maybeLive()
 	}
 }
 
-func (h *Hub) goLive() {
+// maybeLive starts serving clients once the history is loaded and the
+// counts were read: from then on every snapshot is complete. Nobody was
+// served before, so the loaded history counts as sent.
+func (h *Hub) maybeLive() {
+	if h.isLive.Load() || !h.caughtUp || !h.haveCounts {
+		return
+	}
+	h.sent, h.countsSent = h.seq, h.countsVer
 	h.isLive.Store(true)
 	h.log.Info("relay caught up with the stream", "seq", h.seq)
 }

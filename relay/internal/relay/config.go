@@ -63,6 +63,10 @@ type Config struct {
 	// ReadLimit is the largest message a client may send, in bytes; default
 	// 4096 (--read-limit, HOOKPIPE_RELAY_READ_LIMIT).
 	ReadLimit int64
+	// SendBuffer, when positive, fixes each client socket's kernel send
+	// buffer in bytes; default 0, the kernel's autotuning
+	// (--send-buffer, HOOKPIPE_RELAY_SEND_BUFFER).
+	SendBuffer int
 	// CountsInterval is the longest time between two reads of the counts
 	// when no events arrive; default 1s
 	// (--counts-interval, HOOKPIPE_RELAY_COUNTS_INTERVAL).
@@ -142,6 +146,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", n.name, n.v))
 		}
 	}
+	if c.SendBuffer < 0 {
+		errs = append(errs, fmt.Errorf("send-buffer must not be negative, got %d", c.SendBuffer))
+	}
 	if c.SnapshotEvents > c.RingSize {
 		errs = append(errs, fmt.Errorf("snapshot-events %d must not exceed ring-size %d", c.SnapshotEvents, c.RingSize))
 	}
@@ -197,6 +204,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	dur(&c.WriteTimeout, "write-timeout", "HOOKPIPE_RELAY_WRITE_TIMEOUT", "limit of one write to a client")
 	fs.Int64Var(&c.ReadLimit, "read-limit", c.ReadLimit, "largest message a client may send, in bytes (env HOOKPIPE_RELAY_READ_LIMIT)")
 	env["read-limit"] = "HOOKPIPE_RELAY_READ_LIMIT"
+	num(&c.SendBuffer, "send-buffer", "HOOKPIPE_RELAY_SEND_BUFFER", "kernel send buffer of each client socket in bytes; 0 keeps the kernel's autotuning")
 	dur(&c.CountsInterval, "counts-interval", "HOOKPIPE_RELAY_COUNTS_INTERVAL", "longest time between two reads of the counts from Redis")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", "HOOKPIPE_SHUTDOWN_TIMEOUT", "limit of a graceful shutdown")
 	str(&c.LogFormat, "log-format", "HOOKPIPE_LOG_FORMAT", "log format: text or json")
@@ -246,5 +254,6 @@ func (c Config) fanoutConfig() fanout.Config {
 		PongTimeout:    c.PongTimeout,
 		WriteTimeout:   c.WriteTimeout,
 		ReadLimit:      c.ReadLimit,
+		SendBuffer:     c.SendBuffer,
 	}
 }
