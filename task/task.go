@@ -8,8 +8,6 @@
 package task
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -59,60 +57,6 @@ var ErrInvalid = errors.New("task: invalid")
 
 // Is reports that a FieldError is an ErrInvalid.
 func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
-
-// wire mirrors Task with pointers so that a missing field can be told from
-// a zero value; json.RawMessage defers typing so that errors name the field.
-type wire struct {
-	BatchID   json.RawMessage `json:"batchid"`
-	ID        json.RawMessage `json:"id"`
-	Owner     json.RawMessage `json:"owner"`
-	Priority  json.RawMessage `json:"priority"`
-	BatchSize json.RawMessage `json:"batchsize"`
-}
-
-// Decode parses and validates one task from JSON. Unknown fields are
-// ignored; a missing, null or wrong-typed required field, or a body that is
-// not one JSON object, is a *FieldError naming the problem.
-func Decode(data []byte) (Task, error) {
-	var t Task
-	if !utf8.Valid(data) {
-		return t, &FieldError{Problem: "body is not valid UTF-8"}
-	}
-	if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) == 0 {
-		return t, &FieldError{Problem: "body is empty"}
-	} else if trimmed[0] != '{' {
-		return t, &FieldError{Problem: "body must be a JSON object"}
-	}
-	var w wire
-	if err := json.Unmarshal(data, &w); err != nil {
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) && ute.Field == "" {
-			return t, &FieldError{Problem: "body must be a JSON object, not " + ute.Value}
-		}
-		return t, &FieldError{Problem: "malformed JSON: " + trimJSONError(err)}
-	}
-	var err error
-	if t.BatchID, err = stringField("batchid", w.BatchID); err != nil {
-		return t, err
-	}
-	if t.ID, err = intField("id", w.ID, true); err != nil {
-		return t, err
-	}
-	if t.Owner, err = stringField("owner", w.Owner); err != nil {
-		return t, err
-	}
-	p, err := stringField("priority", w.Priority)
-	if err != nil {
-		return t, err
-	}
-	if t.Priority, err = ParsePriority(p); err != nil {
-		return t, &FieldError{Field: "priority", Problem: err.Error()}
-	}
-	if t.BatchSize, err = intField("batchsize", w.BatchSize, false); err != nil {
-		return t, err
-	}
-	return t, t.Validate()
-}
 
 // Validate checks the values of a task whose fields are all present.
 func (t Task) Validate() error {
@@ -164,44 +108,6 @@ func (t Task) AppendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-func stringField(name string, raw json.RawMessage) (string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", &FieldError{Field: name, Problem: "is required"}
-	}
-	if raw[0] != '"' {
-		return "", &FieldError{Field: name, Problem: "must be a string"}
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", &FieldError{Field: name, Problem: "must be a string"}
-	}
-	return s, nil
-}
-
-func intField(name string, raw json.RawMessage, required bool) (int64, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		if required {
-			return 0, &FieldError{Field: name, Problem: "is required"}
-		}
-		return 0, nil
-	}
-	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
-		return 0, &FieldError{Field: name, Problem: "must be an integer"}
-	}
-	n, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil {
-		var ne *strconv.NumError
-		if errors.As(err, &ne) && ne.Err == strconv.ErrRange {
-			return 0, &FieldError{Field: name, Problem: "is out of range"}
-		}
-		return 0, &FieldError{Field: name, Problem: "must be an integer"}
-	}
-	if n < 0 || n > MaxID {
-		return 0, &FieldError{Field: name, Problem: "must be an integer from 0 to " + strconv.FormatInt(MaxID, 10)}
-	}
-	return n, nil
-}
-
 func isUUID(s string) bool {
 	if len(s) != 36 {
 		return false
@@ -220,15 +126,6 @@ func isUUID(s string) bool {
 		}
 	}
 	return true
-}
-
-// trimJSONError drops the "json: " prefix of encoding/json's messages.
-func trimJSONError(err error) string {
-	s := err.Error()
-	if len(s) > 6 && s[:6] == "json: " {
-		return s[6:]
-	}
-	return s
 }
 
 // appendJSONString appends s as a JSON string, escaping what JSON and HTML

@@ -165,25 +165,3 @@ func TestFrameJSON(t *testing.T) {
 		t.Errorf("event task fields not inline: %s", b)
 	}
 }
-
-func FuzzDecode(f *testing.F) {
-	f.Add([]byte(`{"batchid":"` + batch + `","id":1,"owner":"a","priority":"Low"}`))
-	f.Add([]byte(`{"id":-0}`))
-	f.Add([]byte(`[]`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		tk, err := task.Decode(b)
-		if err != nil {
-			if !errors.Is(err, task.ErrInvalid) {
-				t.Fatalf("error %v is not ErrInvalid", err)
-			}
-			return
-		}
-		if err := tk.Validate(); err != nil {
-			t.Fatalf("Decode accepted a task that Validate rejects: %v", err)
-		}
-		again, err := task.Decode(tk.Encode())
-		if err != nil || again != tk {
-			t.Fatalf("re-decoding %s: %+v, %v", tk.Encode(), again, err)
-		}
-	})
-}

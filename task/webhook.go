@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -95,6 +97,9 @@ type Verifier struct {
 	// Tolerance bounds the distance between a webhook's timestamp and now;
 	// default DefaultTolerance.
 	Tolerance time.Duration
+
+	once sync.Once
+	macs []sync.Pool // one pool of HMAC states per secret
 }
 
 // Verify checks one delivery: id and timestamp are the header values,
@@ -115,23 +120,44 @@ func (v *Verifier) Verify(id, timestamp, signatures string, body []byte, now tim
 	if d := now.Unix() - unix; d > int64(tol/time.Second) || -d > int64(tol/time.Second) {
 		return ErrStale
 	}
-	var want [sha256.Size]byte
-	var got [48]byte
-	for _, s := range v.Secrets {
-		s.mac(want[:0], id, unix, body)
+	v.once.Do(func() {
+		v.macs = make([]sync.Pool, len(v.Secrets))
+		for i, s := range v.Secrets {
+			v.macs[i].New = func() any { return hmac.New(sha256.New, s) }
+		}
+	})
+	var sum [sha256.Size]byte
+	var want [44]byte // base64 of sum
+	var prefix [64]byte
+	for i := range v.Secrets {
+		m := v.macs[i].Get().(hash.Hash)
+		m.Reset()
+		p := append(prefix[:0], id...)
+		p = append(p, '.')
+		p = strconv.AppendInt(p, unix, 10)
+		p = append(p, '.')
+		m.Write(p)
+		m.Write(body)
+		m.Sum(sum[:0])
+		v.macs[i].Put(m)
+		base64.StdEncoding.Encode(want[:], sum[:])
 		for sig := range strings.FieldsSeq(signatures) {
-			enc, ok := strings.CutPrefix(sig, "v1,")
-			if !ok || len(enc) != base64.StdEncoding.EncodedLen(sha256.Size) {
-				continue
-			}
-			n, err := base64.StdEncoding.Decode(got[:], []byte(enc))
-			if err != nil || n != sha256.Size {
-				continue
-			}
-			if hmac.Equal(want[:], got[:n]) {
+			if enc, ok := strings.CutPrefix(sig, "v1,"); ok && constantTimeEqual(want[:], enc) {
 				return nil
 			}
 		}
 	}
 	return ErrSignature
+}
+
+// constantTimeEqual compares in time that depends on the lengths only.
+func constantTimeEqual(a []byte, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var diff byte
+	for i := range a {
+		diff |= a[i] ^ b[i]
+	}
+	return diff == 0
 }
