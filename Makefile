@@ -26,8 +26,12 @@ wasm: ## build the dashboard's WebAssembly, pre-compressed
 run-all: build ## start the whole pipeline (NATS and Redis embedded when none answers)
 	$(BIN)/run-all
 
-test: lint wasm hey ## gofmt, go vet, then every module's tests with -race (browser tests included) and a short fuzz run
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+# Browser tests use the wasm built by the wasm target.
+export HOOKPIPE_TEST_WEB_DIR := $(abspath dashboard/web)
+
+test: lint wasm hey ## gofmt, go vet, every module's tests with -race, the end-to-end browser test, a short fuzz run
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v /dashboard/e2e)
+	$(GO) test -race -count=1 -timeout 10m -v ./dashboard/e2e
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./task
 
 lint: ## gofmt and go vet, native and for the browser

@@ -176,6 +176,8 @@ func (s *Stack) start(ctx context.Context) error {
 		"REDIS_URL=" + s.RedisURL,
 		"WEBHOOK_RECEIVER_URL=" + s.ReceiverURL,
 		"HOOKPIPE_RELAY_URL=" + s.RelayURL,
+		// The relay takes WebSocket connections from the dashboard's page.
+		"HOOKPIPE_RELAY_ORIGINS=" + s.DashboardURL + " http://localhost:" + strconv.Itoa(o.DashboardPort),
 	}
 	env = append(env, o.Env...)
 	addr := func(port int) string { return net.JoinHostPort(o.Host, strconv.Itoa(port)) }

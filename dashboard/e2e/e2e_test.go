@@ -1,0 +1,266 @@
+// Package e2e tests the whole pipeline as people run it: the real binaries
+// started by the same stack as make run-all, on a private NATS server and a
+// real Redis, a recorded batch replayed by the producer, and the dashboard
+// read in headless Chromium.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/hookpipe/hookpipe/dashboard/internal/stack"
+	"github.com/hookpipe/hookpipe/task"
+	"github.com/redis/go-redis/v9"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// batchFile is the recorded batch the test replays.
+const batchFile = "testdata/batches/small.jsonl"
+
+// repoRoot returns the folder of go.work.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOWORK").Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == "off" {
+		t.Fatalf("e2e: needs the go.work workspace (go env GOWORK: %q, %v)", out, err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+// build compiles the four binaries into a folder of the test's own, and
+// the page's wasm unless $HOOKPIPE_TEST_WEB_DIR already holds it.
+func build(t testing.TB, root string) (binDir, webDir string) {
+	t.Helper()
+	binDir = t.TempDir()
+	goBuild := func(env []string, args ...string) {
+		t.Helper()
+		cmd := exec.Command("go", append([]string{"build"}, args...)...)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %v: %v\n%s", args, err, out)
+		}
+	}
+	goBuild(nil, "-o", binDir+string(filepath.Separator), "./receiver", "./relay", "./producer", "./dashboard")
+	if webDir = os.Getenv("HOOKPIPE_TEST_WEB_DIR"); webDir != "" {
+		return binDir, webDir
+	}
+	webDir = t.TempDir()
+	goBuild([]string{"GOOS=js", "GOARCH=wasm"}, "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(webDir, "app.wasm"), "./dashboard")
+	return binDir, webDir
+}
+
+// readBatch returns the tasks of a recorded batch.
+func readBatch(t testing.TB, path string) []task.Task {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tasks []task.Task
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		tk, err := task.Decode(line)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		tasks = append(tasks, tk)
+	}
+	if len(tasks) == 0 {
+		t.Fatalf("%s holds no task", path)
+	}
+	return tasks
+}
+
+func newBrowser(t testing.TB) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("the end-to-end test needs chromium at %s: apt-get update && apt-get install -y chromium chromium-driver", chromiumPath)
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 960),
+	)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+func evalJS[T any](ctx context.Context, expr string) (T, error) {
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return chromedp.Run(tctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+}
+
+// pageView is what the dashboard shows, read from its DOM.
+type pageView struct {
+	Conn  string           `json:"conn"`
+	Total string           `json:"total"`
+	Bars  map[string]int64 `json:"bars"`
+	Items []struct {
+		Priority string `json:"priority"`
+		Text     string `json:"text"`
+	} `json:"items"`
+}
+
+const readPage = `(() => {
+	const c = document.querySelector('#conn'), d = document.querySelector('#dashboard');
+	const bars = {};
+	for (const b of document.querySelectorAll('rect.bar')) bars[b.dataset.priority] = Number(b.dataset.count);
+	const items = [...document.querySelectorAll('#messages li')].map(li => ({priority: li.dataset.priority, text: li.textContent}));
+	return {conn: c ? c.dataset.state : '', total: d ? d.dataset.total : '', bars, items};
+})()`
+
+func TestEndToEnd(t *testing.T) {
+	root := repoRoot(t)
+	binDir, webDir := build(t, root)
+	batch := readBatch(t, filepath.Join(root, batchFile))
+	var want task.Counts
+	for _, tk := range batch {
+		want[tk.Priority.Index()]++
+	}
+
+	ctx := context.Background()
+	var logs bytes.Buffer
+	s, err := stack.Start(ctx, stack.Options{
+		BinDir: binDir, DataDir: t.TempDir(), WebDir: webDir, NoExternal: true,
+		ReceiverPort: -1, RelayPort: -1, DashboardPort: -1, ProducerPort: -1,
+		Out: &syncWriter{w: &logs},
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	defer func() {
+		s.Close()
+		if t.Failed() {
+			t.Logf("component logs:\n%s", logs.String())
+		}
+	}()
+
+	browser := newBrowser(t)
+	if err := chromedp.Do(browser, chromedp.Navigate(s.DashboardURL)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, browser, 60*time.Second, "the dashboard to connect to the relay", func(v pageView) bool { return v.Conn == "live" })
+
+	replay := exec.Command(filepath.Join(binDir, "producer"), "replay", "--speed", "max", "--receiver-url", s.ReceiverURL, filepath.Join(root, batchFile))
+	replay.Env = append(os.Environ(), "REDIS_URL="+s.RedisURL)
+	if out, err := replay.CombinedOutput(); err != nil {
+		t.Fatalf("producer replay: %v\n%s", err, out)
+	}
+
+	v := waitFor(t, browser, 30*time.Second, "the bars to show the batch", func(v pageView) bool {
+		return v.Total == fmt.Sprint(want.Total())
+	})
+	inRedis := redisCounts(t, s.RedisURL)
+	for _, p := range task.Priorities {
+		if got := v.Bars[p.String()]; got != want.Of(p) || got != inRedis.Of(p) {
+			t.Errorf("bar %s shows %d; the batch has %d and Redis holds %d", p, got, want.Of(p), inRedis.Of(p))
+		}
+	}
+	// Every task of the batch is listed with its owner and priority.
+	for _, tk := range batch {
+		found := false
+		for _, it := range v.Items {
+			if it.Priority == tk.Priority.String() && strings.Contains(it.Text, tk.Owner) && strings.Contains(it.Text, tk.Priority.String()) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("the message list lacks task %d of %s (%s)", tk.ID, tk.Owner, tk.Priority)
+		}
+	}
+
+	shot := screenshotPath(t, root)
+	png, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	version, _ := exec.Command(chromiumPath, "--version").Output()
+	// Printed, not logged, so that make test shows it on success too.
+	fmt.Printf("e2e: %d tasks replayed through receiver, relay and dashboard in %s; bars %v equal Redis; screenshot %s\n",
+		len(batch), strings.TrimSpace(string(version)), v.Bars, shot)
+}
+
+// waitFor polls the page until cond holds.
+func waitFor(t testing.TB, ctx context.Context, d time.Duration, what string, cond func(pageView) bool) pageView {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var v pageView
+	var err error
+	for time.Now().Before(deadline) {
+		v, err = evalJS[pageView](ctx, readPage)
+		if err == nil && cond(v) {
+			return v
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("waited %v for %s; page shows %+v (last error %v)", d, what, v, err)
+	return v
+}
+
+func redisCounts(t testing.TB, url string) task.Counts {
+	t.Helper()
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	m, err := rdb.HGetAll(context.Background(), task.Keys{}.Counts()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c task.Counts
+	for name, v := range m {
+		p, err := task.ParsePriority(name)
+		if err != nil {
+			t.Fatalf("counts hash has field %q", name)
+		}
+		fmt.Sscan(v, &c[p.Index()])
+	}
+	return c
+}
+
+// screenshotPath is where the dashboard's screenshot goes: under
+// $HOOKPIPE_ARTIFACTS, else .artifacts/ at the repository root (ignored by
+// git).
+func screenshotPath(t testing.TB, root string) string {
+	dir := os.Getenv("HOOKPIPE_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(root, ".artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "e2e-dashboard.png")
+}
