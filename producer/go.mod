@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/go-faker/faker/v4 v4.12.0
 	github.com/hookpipe/hookpipe/task v0.0.0
+	github.com/hookpipe/hookpipe/testdata v0.0.0
 	github.com/redis/go-redis/v9 v9.23.0
 	golang.org/x/sync v0.25.0
 	golang.org/x/time v0.16.0
