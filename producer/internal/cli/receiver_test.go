@@ -1,0 +1,223 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookpipe/hookpipe/task"
+	"github.com/hookpipe/hookpipe/testdata/testenv"
+)
+
+// The receiver binary is built once per test run from the workspace.
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildSkip string
+	buildErr  error
+	buildDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// workspaceRoot finds the folder of go.work, where the receiver is built.
+func workspaceRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOWORK").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOWORK: %w", err)
+	}
+	gowork := strings.TrimSpace(string(out))
+	if gowork == "" || gowork == "off" {
+		return "", fmt.Errorf("not in a Go workspace")
+	}
+	return filepath.Dir(gowork), nil
+}
+
+// receiverBinary builds ./receiver of the workspace, or skips the test when
+// the receiver module has no command yet.
+func receiverBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		root, err := workspaceRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		if _, err := os.Stat(filepath.Join(root, "receiver", "main.go")); err != nil {
+			buildSkip = "the receiver command (receiver/main.go) is not in the workspace yet"
+			return
+		}
+		if buildDir, err = os.MkdirTemp("", "hookpipe-producer-test"); err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(buildDir, "receiver")
+		cmd := exec.Command("go", "build", "-o", buildPath, "./receiver")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./receiver: %v\n%s", err, out)
+		}
+	})
+	if buildSkip != "" {
+		t.Skip(buildSkip)
+	}
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// receiver is a real receiver process with real NATS and Redis behind it.
+type receiver struct {
+	url    string // the webhook endpoint
+	addr   string
+	bin    string
+	env    []string
+	keys   task.Keys
+	rdb    *redis.Client
+	cmd    *exec.Cmd
+	output *syncBuffer
+}
+
+type receiverOptions struct {
+	secret string
+	// addr, when set, is the address to listen on; otherwise a free port.
+	addr string
+	// noStart leaves the process to be started by start().
+	noStart bool
+	// redisURL, when set, is the Redis to use instead of testenv.Redis.
+	redisURL string
+}
+
+func newReceiver(t testing.TB, o receiverOptions) *receiver {
+	t.Helper()
+	bin := receiverBinary(t)
+	ns := testenv.NATS(t)
+	redisURL, prefix := o.redisURL, testenv.KeyPrefix(t)
+	if redisURL == "" {
+		redisURL, prefix = testenv.Redis(t)
+	}
+	addr := o.addr
+	if addr == "" {
+		port, err := testenv.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = "127.0.0.1:" + strconv.Itoa(port)
+	}
+	opt, _ := redis.ParseURL(redisURL)
+	opt.MaxRetries = -1
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	r := &receiver{
+		url:  "http://" + addr + "/consumetasks",
+		addr: addr,
+		bin:  bin,
+		env: append(os.Environ(),
+			"NATS_URL="+ns.ClientURL(), "REDIS_URL="+redisURL, "HOOKPIPE_KEY_PREFIX="+prefix,
+			"HOOKPIPE_WEBHOOK_SECRET="+o.secret, "HOOKPIPE_LOG_FORMAT=text"),
+		keys:   task.Keys{Prefix: prefix},
+		rdb:    rdb,
+		output: &syncBuffer{},
+	}
+	t.Cleanup(r.stop)
+	if !o.noStart {
+		r.start(t)
+	}
+	return r
+}
+
+func (r *receiver) start(t testing.TB) {
+	t.Helper()
+	r.cmd = exec.Command(r.bin, "--addr", r.addr)
+	r.cmd.Env = r.env
+	r.cmd.Stdout = r.output
+	r.cmd.Stderr = r.output
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("start receiver: %v", err)
+	}
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		res, err := http.Get("http://" + r.addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	}, "receiver at %s not ready; its output:\n%s", r.addr, r.output)
+}
+
+func (r *receiver) stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// counts reads the receiver's totals from Redis.
+func (r *receiver) counts(t testing.TB) task.Counts {
+	t.Helper()
+	return r.hashCounts(t, r.keys.Counts())
+}
+
+// batch reads one batch's totals and its recorded size.
+func (r *receiver) batch(t testing.TB, id string) (task.Counts, int64) {
+	t.Helper()
+	c := r.hashCounts(t, r.keys.Batch(id))
+	size, _ := r.rdb.HGet(context.Background(), r.keys.Batch(id), task.BatchSizeField).Int64()
+	return c, size
+}
+
+func (r *receiver) hashCounts(t testing.TB, key string) task.Counts {
+	t.Helper()
+	m, err := r.rdb.HGetAll(context.Background(), key).Result()
+	if err != nil {
+		t.Fatalf("read %s: %v", key, err)
+	}
+	var c task.Counts
+	for _, p := range task.Priorities {
+		if v, ok := m[p.String()]; ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatalf("%s %s = %q", key, p, v)
+			}
+			c[p.Index()] = n
+		}
+	}
+	return c
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
