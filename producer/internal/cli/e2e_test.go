@@ -147,7 +147,9 @@ func TestFlakyReceiverGetsEachTaskOnce(t *testing.T) {
 			target, _ := url.Parse(r.url)
 			f := &flaky{proxy: httputil.NewSingleHostReverseProxy(target), loseAnswer: tt.loseAnswer, attempts: map[string]int{}}
 			// The proxy's target already holds the path.
-			f.proxy.Director = func(req *http.Request) { req.URL.Scheme, req.URL.Host, req.URL.Path = target.Scheme, target.Host, target.Path }
+			f.proxy.Director = func(req *http.Request) {
+				req.URL.Scheme, req.URL.Host, req.URL.Path = target.Scheme, target.Host, target.Path
+			}
 			srv := httptest.NewServer(f)
 			t.Cleanup(srv.Close)
 			const n = 20
