@@ -145,11 +145,11 @@ func TestFlakyReceiverGetsEachTaskOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newReceiver(t, receiverOptions{})
 			target, _ := url.Parse(r.url)
-			f := &flaky{proxy: httputil.NewSingleHostReverseProxy(target), loseAnswer: tt.loseAnswer, attempts: map[string]int{}}
-			// The proxy's target already holds the path.
-			f.proxy.Director = func(req *http.Request) {
-				req.URL.Scheme, req.URL.Host, req.URL.Path = target.Scheme, target.Host, target.Path
-			}
+			f := &flaky{loseAnswer: tt.loseAnswer, attempts: map[string]int{}}
+			f.proxy = &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.Out.URL.Scheme, pr.Out.URL.Host, pr.Out.URL.Path = target.Scheme, target.Host, target.Path
+				pr.Out.Host = ""
+			}}
 			srv := httptest.NewServer(f)
 			t.Cleanup(srv.Close)
 			const n = 20
