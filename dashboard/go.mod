@@ -3,6 +3,11 @@ module github.com/hookpipe/hookpipe/dashboard
 go 1.26.0
 
 require (
+	github.com/hookpipe/hookpipe/task v0.0.0
+	github.com/hookpipe/hookpipe/testdata v0.0.0
+)
+
+require (
 	github.com/alicebob/miniredis/v2 v2.40.0 // indirect
 	github.com/andybalholm/brotli v1.3.0 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.9.0-default-no-op // indirect
@@ -11,8 +16,7 @@ require (
 	github.com/chromedp/chromedp v0.23.1 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
-	github.com/hookpipe/hookpipe/task v0.0.0
-	github.com/hookpipe/hookpipe/testdata v0.0.0
+	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/klauspost/compress v1.20.4 // indirect
 	github.com/maxence-charriere/go-app/v10 v10.1.11 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect

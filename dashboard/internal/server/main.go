@@ -100,11 +100,12 @@ func (m *Main) Addr() string {
 }
 
 // Close stops accepting connections and waits, up to the shutdown timeout,
-// for requests in flight to finish.
+// for requests in flight to finish. Calls after the first do nothing.
 func (m *Main) Close() error {
 	if m.srv == nil {
 		return nil
 	}
+	defer func() { m.srv = nil }()
 	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 	defer cancel()
 	err := m.srv.Shutdown(ctx)

@@ -1,0 +1,174 @@
+package pagetest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/hookpipe/hookpipe/dashboard/internal/server"
+)
+
+// chromiumPath is where Debian installs chromium.
+const chromiumPath = "/usr/bin/chromium"
+
+var (
+	webDirOnce sync.Once
+	webDir     string
+	webDirErr  error
+)
+
+// testWebDir returns a folder with the page's wasm: $HOOKPIPE_TEST_WEB_DIR
+// when set, else one built for this run.
+func testWebDir(t testing.TB) string {
+	t.Helper()
+	webDirOnce.Do(func() {
+		if d := os.Getenv("HOOKPIPE_TEST_WEB_DIR"); d != "" {
+			webDir = d
+			return
+		}
+		dir, err := os.MkdirTemp("", "hookpipe-web-")
+		if err != nil {
+			webDirErr = err
+			return
+		}
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, "app.wasm"),
+			"github.com/hookpipe/hookpipe/dashboard")
+		cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			webDirErr = fmt.Errorf("build wasm: %v\n%s", err, out)
+			return
+		}
+		webDir = dir
+	})
+	if webDirErr != nil {
+		t.Fatal(webDirErr)
+	}
+	return webDir
+}
+
+// startDashboard runs the real dashboard server on a free port, pointing
+// the page at relayURL, and returns its base URL.
+func startDashboard(t testing.TB, relayURL string) (*server.Main, string) {
+	t.Helper()
+	m := server.NewMain()
+	m.Config.Addr = "127.0.0.1:0"
+	m.Config.WebDir = testWebDir(t)
+	m.Config.RelayURL = relayURL
+	m.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, "http://" + m.Addr()
+}
+
+// newBrowser starts a headless Chromium with a profile of its own, so that
+// no test sees another's service worker or cache.
+func newBrowser(t testing.TB) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("browser tests need chromium at %s: apt-get update && apt-get install -y chromium chromium-driver (%v)", chromiumPath, err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 900),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// The first run starts the browser; it must not have a deadline.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// run runs actions with a deadline and fails the test on error.
+func run(t testing.TB, ctx context.Context, d time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	if err := chromedp.Do(tctx, actions...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eval evaluates a JavaScript expression in the page, awaiting it when it
+// is a promise, and fails the test on error.
+func eval[T any](t testing.TB, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := tryEval[T](ctx, expr)
+	if err != nil {
+		t.Fatalf("eval %s: %v", expr, err)
+	}
+	return v
+}
+
+func tryEval[T any](ctx context.Context, expr string) (T, error) {
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return chromedp.Run(tctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+}
+
+// waitJS polls a JavaScript condition in the page until it is true, and
+// fails the test with msg and the page's state when it is not within d.
+func waitJS(t testing.TB, ctx context.Context, d time.Duration, cond, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last error
+	for time.Now().Before(deadline) {
+		ok, err := tryEval[bool](ctx, "(async () => !!("+cond+"))()")
+		if err == nil && ok {
+			return
+		}
+		last = err
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s within %v (last error %v); page: %s", msg, d, last, pageState(ctx))
+}
+
+// pageState describes what the page shows, for failure messages.
+func pageState(ctx context.Context) string {
+	s, _ := tryEval[string](ctx, `(() => {
+		const d = document.querySelector('#dashboard'), c = document.querySelector('#conn');
+		const bars = [...document.querySelectorAll('rect.bar')].map(b => b.dataset.priority + '=' + b.dataset.count);
+		return JSON.stringify({seq: d && d.dataset.seq, total: d && d.dataset.total, conn: c && c.dataset.state,
+			connText: c && c.textContent, bars, items: document.querySelectorAll('#messages li').length,
+			loader: !!document.getElementById('app-wasm-loader')});
+	})()`)
+	return s
+}
+
+// shows returns a condition true when the page shows seq, the counts and a
+// live connection.
+func shows(seq uint64, counts [4]int64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `(() => { const d = document.querySelector('#dashboard'); if (!d || d.dataset.seq !== '%d') return false;`, seq)
+	names := []string{"Low", "Moderate", "Major", "Critical"}
+	var total int64
+	for i, n := range counts {
+		total += n
+		fmt.Fprintf(&b, ` const b%d = document.querySelector('rect.bar[data-priority="%s"]'); if (!b%d || b%d.dataset.count !== '%d') return false;`, i, names[i], i, i, n)
+	}
+	fmt.Fprintf(&b, ` return d.dataset.total === '%d'; })()`, total)
+	return b.String()
+}
+
+const connIs = `document.querySelector('#conn') && document.querySelector('#conn').dataset.state === '%s'`
