@@ -212,4 +212,3 @@ func tasks(batch string, from, n int) []task.Task {
 	}
 	return out
 }
-
