@@ -136,12 +136,24 @@ func (s *Server) Run(ctx context.Context) error {
 		return s.http.Shutdown(sctx)
 	})
 	err := g.Wait()
-	if derr := s.nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
-		s.log.Warn("nats drain", "err", derr)
-	}
+	s.closeNATS()
 	s.rdb.Close()
 	s.log.Info("relay stopped")
 	return err
+}
+
+// closeNATS drains the connection within the shutdown deadline, and
+// closes it outright when it cannot drain (NATS is away).
+func (s *Server) closeNATS() {
+	if err := s.nc.Drain(); err != nil {
+		s.nc.Close()
+		return
+	}
+	deadline := time.Now().Add(s.cfg.ShutdownTimeout)
+	for !s.nc.IsClosed() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.nc.Close()
 }
 
 // Stats returns the hub's counters.

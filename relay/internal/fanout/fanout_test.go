@@ -1,0 +1,209 @@
+package fanout
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"reflect"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/hookpipe/hookpipe/task"
+)
+
+func testEvent(seq uint64, owner string) task.Event {
+	return task.Event{
+		Seq:  seq,
+		Time: time.Date(2026, 11, 30, 5, 0, 0, int(seq)*1000+7, time.UTC),
+		Task: task.Task{
+			BatchID:  "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+			ID:       int64(seq),
+			Owner:    owner,
+			Priority: task.Priorities[seq%task.NumPriorities],
+		},
+	}
+}
+
+// The hand-built frame must be the same JSON document encoding/json makes
+// of the same task.Frame (escapes may differ: \t or \u0009), so that any
+// JSON decoder, the dashboard's included, reads it as the contract says.
+func TestFrameEncodingMatchesEncodingJSON(t *testing.T) {
+	owners := []string{"Ada Lovelace", `quote " and \ backslash`, "<script>&", "tab\tnew\nline\x01", "line\u2028sep", "émile 漢字 🙂"}
+	tests := []struct {
+		name  string
+		frame task.Frame
+	}{
+		{"empty snapshot", task.Frame{Type: task.FrameSnapshot, Events: []task.Event{}}},
+		{"update", task.Frame{Type: task.FrameUpdate, Seq: 42, Counts: task.Counts{1, 2, 3, 4}}},
+		{"with batch size", task.Frame{Type: task.FrameUpdate, Seq: 9, Events: []task.Event{func() task.Event {
+			e := testEvent(9, "x")
+			e.BatchSize = 20
+			return e
+		}()}}},
+	}
+	var evs []task.Event
+	for i, o := range owners {
+		evs = append(evs, testEvent(uint64(i+1), o))
+	}
+	tests = append(tests, struct {
+		name  string
+		frame task.Frame
+	}{"awkward owners", task.Frame{Type: task.FrameUpdate, Seq: uint64(len(evs)), Counts: task.Counts{5, 0, 0, 1 << 40}, Events: evs}})
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.frame.Events == nil {
+				tt.frame.Events = []task.Event{}
+			}
+			var encoded [][]byte
+			for i := range tt.frame.Events {
+				encoded = append(encoded, appendEvent(nil, &tt.frame.Events[i]))
+			}
+			got := appendFrame(nil, tt.frame.Type, tt.frame.Seq, &tt.frame.Counts, encoded)
+			want, err := json.Marshal(tt.frame)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gotDoc, wantDoc any
+			if err := json.Unmarshal(got, &gotDoc); err != nil {
+				t.Fatalf("frame is not JSON: %v: %s", err, got)
+			}
+			json.Unmarshal(want, &wantDoc)
+			if !reflect.DeepEqual(gotDoc, wantDoc) {
+				t.Errorf("frame\n got %s\nwant %s", got, want)
+			}
+			var back task.Frame
+			if err := json.Unmarshal(got, &back); err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			if !reflect.DeepEqual(back, tt.frame) {
+				t.Errorf("decoded %+v, want %+v", back, tt.frame)
+			}
+		})
+	}
+}
+
+func TestRing(t *testing.T) {
+	r := newRing(5, 3)
+	seqs := func(b [][]byte) []uint64 {
+		var out []uint64
+		for _, e := range b {
+			n, _ := strconv.ParseUint(string(e), 10, 64)
+			out = append(out, n)
+		}
+		return out
+	}
+	push := func(s uint64) { r.push(entry{seq: s, json: []byte(strconv.FormatUint(s, 10))}) }
+	for _, s := range []uint64{3, 4, 6, 7} { // 5 was not a task
+		push(s)
+	}
+	tests := []struct {
+		name string
+		got  []uint64
+		want []uint64
+	}{
+		{"after 2", seqs(r.after(nil, 2, 7)), []uint64{3, 4, 6, 7}},
+		{"after 4", seqs(r.after(nil, 4, 7)), []uint64{6, 7}},
+		{"after 4 upto 6", seqs(r.after(nil, 4, 6)), []uint64{6}},
+		{"after 7", seqs(r.after(nil, 7, 7)), nil},
+		{"last 2", seqs(r.last(nil, 2, 7)), []uint64{6, 7}},
+		{"last 2 upto 4", seqs(r.last(nil, 2, 4)), []uint64{3, 4}},
+		{"last 10", seqs(r.last(nil, 10, 7)), []uint64{3, 4, 6, 7}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !slices.Equal(tt.got, tt.want) {
+				t.Errorf("got %v, want %v", tt.got, tt.want)
+			}
+		})
+	}
+	if !r.covers(2) || r.covers(1) {
+		t.Errorf("a ring from 3 covers since=2 and not since=1")
+	}
+	push(8)
+	push(9) // evicts 3
+	if r.covers(2) || !r.covers(3) {
+		t.Errorf("after evicting 3: covers(2)=%v covers(3)=%v, want false true", r.covers(2), r.covers(3))
+	}
+	if got := seqs(r.after(nil, 3, 9)); !slices.Equal(got, []uint64{4, 6, 7, 8, 9}) {
+		t.Errorf("after eviction: %v", got)
+	}
+}
+
+func TestAdaptInterval(t *testing.T) {
+	h := New(Config{Interval: 10 * time.Millisecond, MaxInterval: 80 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	steps := []struct {
+		backlog, clients int
+		want             time.Duration
+	}{
+		{0, 100, 10 * time.Millisecond},
+		{50, 100, 20 * time.Millisecond},
+		{50, 100, 40 * time.Millisecond},
+		{50, 100, 80 * time.Millisecond},
+		{50, 100, 80 * time.Millisecond}, // capped
+		{5, 100, 80 * time.Millisecond},  // between: hold
+		{1, 100, 60 * time.Millisecond},  // drained: narrow
+		{0, 100, 45 * time.Millisecond},
+		{0, 100, 33750 * time.Microsecond},
+		{0, 100, 25312500},
+		{0, 100, 18984375},
+		{0, 100, 14238281},
+		{0, 100, 10678710},
+		{0, 100, 10 * time.Millisecond}, // floor
+	}
+	for i, s := range steps {
+		h.adapt(s.backlog, s.clients)
+		if h.interval != s.want {
+			t.Fatalf("step %d (%d of %d behind): interval %v, want %v", i, s.backlog, s.clients, h.interval, s.want)
+		}
+	}
+}
+
+func BenchmarkAppendEvent(b *testing.B) {
+	ev := testEvent(123456, "Ada Lovelace")
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendEvent(buf[:0], &ev)
+	}
+}
+
+func BenchmarkEncodingJSONEvent(b *testing.B) {
+	ev := testEvent(123456, "Ada Lovelace")
+	b.ReportAllocs()
+	for b.Loop() {
+		json.Marshal(&ev)
+	}
+}
+
+// BenchmarkTick measures one update frame for many clients: encode once,
+// offer the same bytes to every queue.
+func BenchmarkTick(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(strconv.Itoa(n)+"clients", func(b *testing.B) {
+			h := New(Config{QueueSize: 1 << 20}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			h.ring = newRing(h.cfg.RingSize, 1)
+			h.begun = true
+			h.isLive.Store(true)
+			for range n {
+				c := &client{queue: make(chan *frame, 4), done: make(chan struct{})}
+				h.clients[c] = struct{}{}
+			}
+			seq := uint64(0)
+			b.ReportAllocs()
+			for b.Loop() {
+				for range 32 { // 2,000 events/s at 16 ms
+					seq++
+					ev := testEvent(seq, "Ada Lovelace")
+					h.take(input{ev: ev, seq: seq})
+				}
+				h.tick(time.Now())
+				for c := range h.clients {
+					<-c.queue
+				}
+			}
+		})
+	}
+}
