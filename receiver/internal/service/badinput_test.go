@@ -2,6 +2,8 @@ package service_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/hookpipe/hookpipe/receiver/internal/service"
 	"github.com/hookpipe/hookpipe/task"
+	"github.com/hookpipe/hookpipe/testdata"
 )
 
 // TestBadRequestsChangeNothing sends requests that are wrong at the HTTP
@@ -120,5 +123,44 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 	// for the input, not a broken setup.
 	if r := e.post(t, "", good, signed); r.status != 200 {
 		t.Fatalf("good signed request: %d %s", r.status, r.body)
+	}
+}
+
+// TestBadCorpusChangesNothing posts every body of the shared bad-input
+// corpus (testdata/bad) to a receiver without a secret and checks the
+// status, the field the error names, and that nothing was counted or
+// published.
+func TestBadCorpusChangesNothing(t *testing.T) {
+	cases, err := testdata.BadCases()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) < 25 {
+		t.Fatalf("corpus has %d cases, want at least 25", len(cases))
+	}
+	e := newEnv(t, nil)
+	for i, c := range cases {
+		t.Run(c.File, func(t *testing.T) {
+			r := e.post(t, fmt.Sprintf("msg_bad_%d", i), c.Body, map[string]string{"Content-Type": c.ContentType})
+			if r.status != c.Status {
+				t.Fatalf("%s: status %d %s, want %d", c.Description, r.status, r.body, c.Status)
+			}
+			var body struct{ Error, Field string }
+			if err := json.Unmarshal([]byte(r.body), &body); err != nil || body.Error == "" {
+				t.Fatalf("body %q is not a JSON error", r.body)
+			}
+			if c.Status == 400 && (body.Field != c.Field || !strings.Contains(body.Error, c.Problem)) {
+				t.Errorf("%s: error %q on field %q, want field %q and %q", c.Description, body.Error, body.Field, c.Field, c.Problem)
+			}
+		})
+	}
+	if got := e.counts(t); got.Total() != 0 {
+		t.Fatalf("bad bodies changed the counts to %v", got)
+	}
+	if _, total := e.streamMsgs(t); total != 0 {
+		t.Fatalf("bad bodies published %d messages", total)
+	}
+	if n, _ := e.rdb.Keys(context.Background(), e.keys.Prefix+"*").Result(); len(n) != 0 {
+		t.Fatalf("bad bodies left Redis keys %v", n)
 	}
 }
