@@ -14,7 +14,7 @@ import (
 )
 
 // client is one WebSocket connection. The hub offers it frames; its writer
-// goroutine sends them; the handler goroutine reads (pongs and close).
+// goroutine sends them; its reader goroutine takes pongs and close frames.
 type client struct {
 	conn   *websocket.Conn
 	queue  chan *frame
@@ -81,8 +81,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case <-h.done:
 		c.close(task.CloseGoingAway, ReasonShutdown)
 	}
+	// Both loops get goroutines of their own and the handler returns, so
+	// that net/http frees its per-request state (buffers, request,
+	// response: several KiB) instead of keeping it for the connection's
+	// life.
 	go h.write(c)
-	h.read(c)
+	go h.read(c)
 }
 
 // refuse tells a client beyond the connection limit why it is turned away,

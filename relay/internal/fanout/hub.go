@@ -390,7 +390,7 @@ func (h *Hub) tick(now time.Time) {
 		h.sent, h.countsSent = h.seq, h.countsVer
 		backlog := 0
 		for c := range h.clients {
-			if len(c.queue) > 0 {
+			if len(c.queue) > 1 {
 				backlog++
 			}
 			if !c.offer(f) {
@@ -411,9 +411,9 @@ func (h *Hub) tick(now time.Time) {
 	}
 }
 
-// adapt widens the interval when many clients still have the previous frame
-// queued as the next is made (their writers, and the CPU, cannot keep up),
-// and narrows it again as they drain. Wider intervals mean fewer, larger
+// adapt widens the interval when many clients are a whole frame behind as
+// the next is made (two or more frames queued: their writers, and so the
+// CPU, cannot keep up), and narrows it again as they drain. Wider intervals mean fewer, larger
 // frames: the same events and counts reach everyone with less work.
 func (h *Hub) adapt(backlog, clients int) {
 	if clients == 0 {

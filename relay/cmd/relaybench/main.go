@@ -1,0 +1,719 @@
+// Command relaybench measures the relay under load: it opens many
+// WebSocket clients, sends tasks at a fixed rate and reports frames per
+// second delivered, latency from acceptance to receipt (p50, p99), CPU, and
+// memory per idle connection.
+//
+// By default it needs nothing running but Redis (REDIS_URL): it starts an
+// embedded NATS server, runs the relay as a child process (itself, in relay
+// mode, so that the relay's memory and CPU are measured apart from the load
+// client's), writes tasks as the receiver does (count in Redis, publish to
+// the stream with the webhook id) and cleans up its keys afterwards. With
+// -receiver it posts webhooks to a running receiver instead, and with -relay
+// it connects to a running relay.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/hookpipe/hookpipe/relay/internal/relay"
+	"github.com/hookpipe/hookpipe/relay/internal/stream"
+	"github.com/hookpipe/hookpipe/task"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+)
+
+// serveEnv marks the child process that runs the relay.
+const serveEnv = "HOOKPIPE_RELAYBENCH_SERVE"
+
+type options struct {
+	clients   int
+	rate      int
+	duration  time.Duration
+	relayURL  string
+	receiver  string
+	natsURL   string
+	redisURL  string
+	prefix    string
+	settle    time.Duration
+	ownerSize int
+}
+
+func main() {
+	if os.Getenv(serveEnv) != "" {
+		serveRelay()
+		return
+	}
+	var o options
+	flag.IntVar(&o.clients, "clients", 1000, "WebSocket clients to open")
+	flag.IntVar(&o.rate, "rate", 2000, "tasks sent per second")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long to send")
+	flag.StringVar(&o.relayURL, "relay", "", "base URL of a running relay (default: start one as a child process)")
+	flag.StringVar(&o.receiver, "receiver", "", "URL of a running receiver's /consumetasks to post webhooks to (default: write to Redis and the stream as the receiver does)")
+	flag.StringVar(&o.natsURL, "nats-url", "", "NATS to use (default: start an embedded one; env NATS_URL is not read so that a bench never writes to a shared stream by accident)")
+	flag.StringVar(&o.redisURL, "redis-url", envOr("REDIS_URL", "redis://127.0.0.1:6379"), "Redis to use (env REDIS_URL)")
+	flag.StringVar(&o.prefix, "key-prefix", fmt.Sprintf("bench:%d:", os.Getpid()), "Redis key prefix (a fresh one by default, deleted afterwards)")
+	flag.DurationVar(&o.settle, "settle", 3*time.Second, "pause before measuring idle memory")
+	flag.IntVar(&o.ownerSize, "owner-size", 0, "pad owner names to this many bytes, for larger events")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "relaybench:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// serveRelay runs the relay with its usual configuration from the
+// environment, as the child process.
+func serveRelay() {
+	cfg, err := relay.ParseConfig(nil, os.Getenv, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	raiseFileLimit()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// SIGUSR1 collects garbage and returns it to the OS, so that the
+	// bench reads the memory the relay holds rather than what it has not
+	// collected yet.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			debug.FreeOSMemory()
+		}
+	}()
+	s, err := relay.Open(cfg, relay.NewLogger(cfg, os.Stderr))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := s.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// raiseFileLimit lifts the soft limit of open files to the hard one: each
+// client is a file descriptor.
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	raiseFileLimit()
+	ropt, err := redis.ParseURL(o.redisURL)
+	if err != nil {
+		return fmt.Errorf("redis url: %w", err)
+	}
+	rdb := redis.NewClient(ropt)
+	defer rdb.Close()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis at %s: %w", o.redisURL, err)
+	}
+	keys := task.Keys{Prefix: o.prefix}
+	defer cleanKeys(rdb, o.prefix)
+
+	if o.natsURL == "" {
+		dir, err := os.MkdirTemp("", "relaybench-nats")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+		if err != nil {
+			return fmt.Errorf("nats server: %w", err)
+		}
+		go ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			return errors.New("embedded nats not ready")
+		}
+		defer ns.Shutdown()
+		o.natsURL = ns.ClientURL()
+	}
+	nc, err := nats.Connect(o.natsURL)
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	st, err := js.CreateOrUpdateStream(ctx, stream.Config())
+	if err != nil {
+		return fmt.Errorf("stream: %w", err)
+	}
+
+	var child *exec.Cmd
+	if o.relayURL == "" {
+		child, o.relayURL, err = startRelay(ctx, o)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			child.Process.Signal(syscall.SIGTERM)
+			child.Wait()
+		}()
+	}
+	fmt.Printf("relaybench: %d clients, %d tasks/s for %v, relay %s\n", o.clients, o.rate, o.duration, o.relayURL)
+
+	// Idle connections.
+	rss0 := rssOf(child)
+	lat := newHistogram()
+	clients, err := connect(ctx, o, lat)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range clients {
+			c.conn.Close()
+		}
+	}()
+	time.Sleep(o.settle) // let the relay's memory settle before reading it, a pause not a condition
+	rss1 := rssOf(child)
+	if child != nil {
+		fmt.Printf("idle: relay RSS after GC %.1f MiB -> %.1f MiB, %.1f KiB per connection\n",
+			mib(rss0), mib(rss1), float64(rss1-rss0)/1024/float64(o.clients))
+	}
+
+	// Traffic.
+	for _, c := range clients {
+		c.frames.Store(0)
+	}
+	if o.receiver == "" {
+		ackTimes = &acks{at: make([]atomic.Int64, int(float64(o.rate)*o.duration.Seconds()*1.2)+10000)}
+	}
+	lat.on.Store(true)
+	cpu0, self0 := cpuOf(child), selfCPU()
+	start := time.Now()
+	sent, err := send(ctx, o, rdb, keys, js)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	cpu1, self1 := cpuOf(child), selfCPU()
+	var frames int64
+	for _, c := range clients {
+		frames += c.frames.Load()
+	}
+	time.Sleep(500 * time.Millisecond) // the last frames in flight, a pause not a condition
+	lat.on.Store(false)
+	lat.merge(clients)
+	fmt.Printf("sent %d tasks in %v (%.0f/s)\n", sent, elapsed.Round(time.Millisecond), float64(sent)/elapsed.Seconds())
+	fmt.Printf("delivered %d frames, %.0f frames/s, %.1f frames/s per client\n",
+		frames, float64(frames)/elapsed.Seconds(), float64(frames)/elapsed.Seconds()/float64(o.clients))
+	fmt.Printf("latency from accept to receipt, every event at every client: p50 %v p99 %v max %v (%d samples)\n",
+		lat.quantile(0.50), lat.quantile(0.99), lat.quantile(1), lat.count())
+	if child != nil {
+		fmt.Printf("cpu: relay %.2f cores (%.1f µs/s per client), bench process (clients, publisher, NATS) %.2f cores\n",
+			(cpu1-cpu0).Seconds()/elapsed.Seconds(), (cpu1-cpu0).Seconds()/elapsed.Seconds()/float64(o.clients)*1e6,
+			(self1-self0).Seconds()/elapsed.Seconds())
+		fmt.Printf("relay RSS after load %.1f MiB\n", mib(rssOf(child)))
+	}
+
+	// Every client must end with the stream's last sequence and Redis's
+	// counts.
+	info, err := st.Info(ctx)
+	if err != nil {
+		return err
+	}
+	last := info.State.LastSeq
+	want, err := readCounts(ctx, rdb, keys)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	deadline := t0.Add(15 * time.Second)
+	for {
+		current := 0
+		for _, c := range clients {
+			if c.current(last, want) {
+				current++
+			}
+		}
+		if current == len(clients) {
+			fmt.Printf("all %d clients current (seq %d, counts %s) %v after the last task\n",
+				current, last, string(want.AppendJSON(nil)), time.Since(t0).Round(time.Millisecond))
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d clients current 15s after the last task", current, len(clients))
+		}
+		time.Sleep(50 * time.Millisecond) // polling for the clients to converge
+	}
+	return nil
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func startRelay(ctx context.Context, o options) (*exec.Cmd, string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(),
+		serveEnv+"=1",
+		"NATS_URL="+o.natsURL,
+		"REDIS_URL="+o.redisURL,
+		"HOOKPIPE_KEY_PREFIX="+o.prefix,
+		"HOOKPIPE_RELAY_ADDR="+addr,
+		"HOOKPIPE_RELAY_MAX_CONNS="+strconv.Itoa(o.clients+100),
+		"HOOKPIPE_LOG_LEVEL=warn",
+	)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("start relay: %w", err)
+	}
+	base := "http://" + addr
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return cmd, base, nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return nil, "", errors.New("relay did not become ready")
+		}
+		time.Sleep(50 * time.Millisecond) // polling for readiness
+	}
+}
+
+// client is one load-client connection. It reads frames, keeps the newest,
+// and times the oldest event of each from the stream's timestamp without
+// decoding the whole frame.
+type client struct {
+	conn   *websocket.Conn
+	frames atomic.Int64
+	mu     sync.Mutex
+	last   []byte
+	err    error
+	hist   []uint32 // latencies of this client's events, in bucketWidth steps
+}
+
+var (
+	timeKey = []byte(`"time":"`)
+	seqKey  = []byte(`"seq":`)
+)
+
+// acks holds, per stream sequence, when the task was accepted (the stream
+// acknowledged it): the moment the receiver answers 200.
+type acks struct{ at []atomic.Int64 }
+
+func (a *acks) set(seq uint64, t time.Time) {
+	if seq < uint64(len(a.at)) {
+		a.at[seq].Store(t.UnixNano())
+	}
+}
+
+func (a *acks) get(seq uint64) int64 {
+	if seq < uint64(len(a.at)) {
+		return a.at[seq].Load()
+	}
+	return 0
+}
+
+var ackTimes *acks
+
+func (c *client) read(lat *histogram, first chan<- error) {
+	for {
+		_, data, err := c.conn.ReadMessage()
+		if first != nil {
+			first <- err
+			first = nil
+		}
+		if err != nil {
+			c.mu.Lock()
+			c.err = err
+			c.mu.Unlock()
+			return
+		}
+		now := time.Now()
+		c.frames.Add(1)
+		if lat.on.Load() {
+			c.record(data, now)
+		}
+		c.mu.Lock()
+		c.last = data
+		c.mu.Unlock()
+	}
+}
+
+// record notes the latency of every event in frame data: by the accept
+// times of their sequences when the bench published them itself, else by
+// the stream timestamps in the frame.
+func (c *client) record(data []byte, now time.Time) {
+	if ackTimes != nil {
+		last, ok := seqAfter(data, 0)
+		if !ok {
+			return
+		}
+		i := bytes.Index(data, []byte(`"events":[`))
+		if i < 0 {
+			return
+		}
+		first, ok := seqAfter(data, i)
+		if !ok {
+			return // no events
+		}
+		for s := first; s <= last; s++ {
+			if at := ackTimes.get(s); at != 0 {
+				c.add(time.Duration(now.UnixNano() - at))
+			} else {
+				c.add(0) // delivered before the publisher saw its ack
+			}
+		}
+		return
+	}
+	for rest := data; ; {
+		i := bytes.Index(rest, timeKey)
+		if i < 0 {
+			return
+		}
+		rest = rest[i+len(timeKey):]
+		j := bytes.IndexByte(rest, '"')
+		if j < 0 {
+			return
+		}
+		if ts, err := time.Parse(time.RFC3339Nano, string(rest[:j])); err == nil {
+			c.add(now.Sub(ts))
+		}
+	}
+}
+
+func (c *client) add(d time.Duration) {
+	if c.hist == nil {
+		c.hist = make([]uint32, numBuckets)
+	}
+	i := int(max(d, 0) / bucketWidth)
+	c.hist[min(i, numBuckets-1)]++
+}
+
+// seqAfter parses the first "seq": number in data from offset from.
+func seqAfter(data []byte, from int) (uint64, bool) {
+	i := bytes.Index(data[from:], seqKey)
+	if i < 0 {
+		return 0, false
+	}
+	rest := data[from+i+len(seqKey):]
+	j := bytes.IndexAny(rest, ",}")
+	if j < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(rest[:j]), 10, 64)
+	return n, err == nil
+}
+
+// current reports whether the client's newest frame is at seq with counts.
+func (c *client) current(seq uint64, counts task.Counts) bool {
+	c.mu.Lock()
+	data := c.last
+	c.mu.Unlock()
+	i := bytes.Index(data, seqKey)
+	if i < 0 {
+		return false
+	}
+	rest := data[i+len(seqKey):]
+	j := bytes.IndexByte(rest, ',')
+	if j < 0 {
+		return false
+	}
+	if n, err := strconv.ParseUint(string(rest[:j]), 10, 64); err != nil || n != seq {
+		return false
+	}
+	var f task.Frame
+	return json.Unmarshal(data, &f) == nil && f.Counts == counts
+}
+
+func connect(ctx context.Context, o options, lat *histogram) ([]*client, error) {
+	wsURL := "ws" + strings.TrimPrefix(o.relayURL, "http") + "/ws"
+	clients := make([]*client, o.clients)
+	d := &websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 256}
+	t0 := time.Now()
+	sem := make(chan struct{}, 64)
+	errs := make(chan error, o.clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			conn, _, err := d.DialContext(ctx, wsURL, nil)
+			if err != nil {
+				errs <- fmt.Errorf("client %d: %w", i, err)
+				return
+			}
+			c := &client{conn: conn}
+			clients[i] = c
+			first := make(chan error, 1)
+			go c.read(lat, first)
+			if err := <-first; err != nil {
+				errs <- fmt.Errorf("client %d first frame: %w", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	fmt.Printf("connected %d clients in %v, each with its snapshot\n", o.clients, time.Since(t0).Round(time.Millisecond))
+	return clients, nil
+}
+
+// send writes tasks at the fixed rate for the duration, spread over a few
+// senders that each keep their own schedule.
+func send(ctx context.Context, o options, rdb *redis.Client, keys task.Keys, js jetstream.JetStream) (int64, error) {
+	senders := max(8, o.rate/50)
+	var sent atomic.Int64
+	var firstErr atomic.Value
+	per := time.Duration(float64(time.Second) * float64(senders) / float64(o.rate))
+	end := time.Now().Add(o.duration)
+	hc := &http.Client{Timeout: 5 * time.Second}
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Go(func() {
+			next := time.Now().Add(time.Duration(s) * per / time.Duration(senders))
+			for n := 0; ; n++ {
+				if d := time.Until(next); d > 0 {
+					time.Sleep(d) // pacing to the fixed rate
+				}
+				if time.Now().After(end) || ctx.Err() != nil {
+					return
+				}
+				next = next.Add(per)
+				id := int64(n*senders + s)
+				t := task.Task{
+					BatchID:  "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+					ID:       id,
+					Owner:    padOwner("bench-"+strconv.FormatInt(id, 10), o.ownerSize),
+					Priority: task.Priorities[id%task.NumPriorities],
+				}
+				webhookID := fmt.Sprintf("bench-%d-%d", os.Getpid(), id)
+				var err error
+				if o.receiver != "" {
+					err = postWebhook(ctx, hc, o.receiver, webhookID, t)
+				} else {
+					err = deliver(ctx, rdb, keys, js, webhookID, t)
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				sent.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return sent.Load(), fmt.Errorf("send: %w", err)
+	}
+	return sent.Load(), nil
+}
+
+func padOwner(s string, n int) string {
+	if len(s) >= n {
+		return s
+	}
+	return s + strings.Repeat("x", n-len(s))
+}
+
+// deliver does what the receiver does for one accepted webhook: count it
+// in Redis, then publish it to the stream with its id for deduplication.
+func deliver(ctx context.Context, rdb *redis.Client, keys task.Keys, js jetstream.JetStream, id string, t task.Task) error {
+	if err := rdb.HIncrBy(ctx, keys.Counts(), t.Priority.String(), 1).Err(); err != nil {
+		return fmt.Errorf("count %s: %w", id, err)
+	}
+	ack, err := js.Publish(ctx, t.Priority.Subject(), t.Encode(), jetstream.WithMsgID(id))
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", id, err)
+	}
+	if ackTimes != nil {
+		ackTimes.set(ack.Sequence, time.Now())
+	}
+	return nil
+}
+
+func postWebhook(ctx context.Context, hc *http.Client, url, id string, t task.Task) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(t.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(task.HeaderID, id)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("post %s: %w", id, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("post %s: status %d", id, resp.StatusCode)
+	}
+	return nil
+}
+
+func readCounts(ctx context.Context, rdb *redis.Client, keys task.Keys) (task.Counts, error) {
+	var c task.Counts
+	m, err := rdb.HGetAll(ctx, keys.Counts()).Result()
+	if err != nil {
+		return c, err
+	}
+	for k, v := range m {
+		if p, err := task.ParsePriority(k); err == nil {
+			c[p.Index()], _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return c, nil
+}
+
+func cleanKeys(rdb *redis.Client, prefix string) {
+	ctx := context.Background()
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		rdb.Del(ctx, iter.Val())
+	}
+}
+
+// histogram merges the clients' latency counts: 100 µs buckets up to 2 s.
+type histogram struct {
+	on      atomic.Bool
+	buckets []int64
+	n       int64
+}
+
+const (
+	bucketWidth = 100 * time.Microsecond
+	numBuckets  = int(2*time.Second/bucketWidth) + 1
+)
+
+func newHistogram() *histogram { return &histogram{} }
+
+func (h *histogram) merge(clients []*client) {
+	h.buckets = make([]int64, numBuckets)
+	h.n = 0
+	for _, c := range clients {
+		for i, v := range c.hist {
+			h.buckets[i] += int64(v)
+			h.n += int64(v)
+		}
+	}
+}
+
+func (h *histogram) count() int64 { return h.n }
+
+// quantile returns the upper bound of the bucket holding quantile q.
+func (h *histogram) quantile(q float64) time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	rank := min(int64(q*float64(h.n)), h.n-1)
+	var seen int64
+	i := 0
+	for i = range h.buckets {
+		seen += h.buckets[i]
+		if seen > rank {
+			break
+		}
+	}
+	return time.Duration(i+1) * bucketWidth
+}
+
+// rssOf returns the resident memory of the child after a garbage
+// collection, in bytes; 0 without one.
+func rssOf(cmd *exec.Cmd) int64 {
+	if cmd == nil {
+		return 0
+	}
+	cmd.Process.Signal(syscall.SIGUSR1)
+	time.Sleep(time.Second) // time for the collection, a pause not a condition
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// cpuOf returns the CPU time the child used so far.
+func cpuOf(cmd *exec.Cmd) time.Duration {
+	if cmd == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	const clockTicks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
