@@ -468,6 +468,14 @@ func natsAnswers(url string) bool {
 	return err == nil && strings.HasPrefix(line, "INFO ")
 }
 
+// quietRedis drops go-redis's own log lines: a probe that finds no Redis
+// is expected here, and the stack says what it does instead.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+func init() { redis.SetLogger(quietRedis{}) }
+
 func redisAnswers(url string) bool {
 	opt, err := redis.ParseURL(url)
 	if err != nil {

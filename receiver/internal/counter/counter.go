@@ -230,7 +230,7 @@ func (c *Counter) do(ctx context.Context, o *op) (string, error) {
 
 func (c *Counter) loop(ctx context.Context) {
 	batch := make([]*op, 0, c.opts.MaxBatch)
-	cmds := make([]redis.Cmder, 0, c.opts.MaxBatch)
+	var bufs buffers
 	for {
 		batch = batch[:0]
 		select {
@@ -248,43 +248,47 @@ func (c *Counter) loop(ctx context.Context) {
 				break drain
 			}
 		}
-		cmds = c.exec(ctx, batch, cmds[:0])
+		c.exec(ctx, batch, &bufs)
 	}
 }
 
-func (c *Counter) exec(ctx context.Context, batch []*op, cmds []redis.Cmder) []redis.Cmder {
+// exec runs one batch. An op belongs to its caller again as soon as its
+// result is sent (the caller may recycle it at once), so exec reads every
+// op before it sends the first result.
+func (c *Counter) exec(ctx context.Context, batch []*op, b *buffers) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.Timeout)
 	defer cancel()
 	k := c.opts.Keys
-	keys := []string{k.Counts(), k.Batches()}
-	var args []any
-	var counts []*op
+	b.counts, b.marks, b.markKeys = b.counts[:0], b.marks[:0], b.markKeys[:0]
+	b.keys = append(b.keys[:0], k.Counts(), k.Batches())
+	b.args = b.args[:0]
 	for _, o := range batch {
-		if o.kind != opCount {
-			continue
+		switch o.kind {
+		case opCount:
+			if len(b.counts) == 0 {
+				b.args = append(b.args, o.now.UnixMilli(), c.seenTTL, c.keep, c.batchTTL)
+			}
+			b.counts = append(b.counts, o.done)
+			b.keys = append(b.keys, o.keys...)
+			b.args = append(b.args, o.args...)
+		case opMarkPublished:
+			b.marks = append(b.marks, o.done)
+			b.markKeys = append(b.markKeys, o.keys[0])
 		}
-		if len(counts) == 0 {
-			args = append(args, o.now.UnixMilli(), c.seenTTL, c.keep, c.batchTTL)
-		}
-		counts = append(counts, o)
-		keys = append(keys, o.keys...)
-		args = append(args, o.args...)
 	}
 	var script *redis.Cmd
 	run := func(useSHA bool) {
-		cmds = cmds[:0]
+		b.cmds = b.cmds[:0]
 		pipe := c.rdb.Pipeline()
-		if len(counts) > 0 {
+		if len(b.counts) > 0 {
 			if useSHA {
-				script = countScript.EvalSha(ctx, pipe, keys, args...)
+				script = countScript.EvalSha(ctx, pipe, b.keys, b.args...)
 			} else {
-				script = countScript.Eval(ctx, pipe, keys, args...)
+				script = countScript.Eval(ctx, pipe, b.keys, b.args...)
 			}
 		}
-		for _, o := range batch {
-			if o.kind == opMarkPublished {
-				cmds = append(cmds, pipe.SetArgs(ctx, o.keys[0], task.SeenPublished, redis.SetArgs{Mode: "XX", KeepTTL: true}))
-			}
+		for _, key := range b.markKeys {
+			b.cmds = append(b.cmds, pipe.SetArgs(ctx, key, task.SeenPublished, redis.SetArgs{Mode: "XX", KeepTTL: true}))
 		}
 		pipe.Exec(ctx)
 	}
@@ -294,34 +298,36 @@ func (c *Counter) exec(ctx context.Context, batch []*op, cmds []redis.Cmder) []r
 		// itself once, which also caches it again.
 		run(false)
 	}
-	if len(counts) > 0 {
+	if len(b.counts) > 0 {
 		states, err := script.StringSlice()
-		if err == nil && len(states) != len(counts) {
-			err = fmt.Errorf("count script returned %d states for %d tasks", len(states), len(counts))
+		if err == nil && len(states) != len(b.counts) {
+			err = fmt.Errorf("count script returned %d states for %d tasks", len(states), len(b.counts))
 		}
-		for i, o := range counts {
+		for i, done := range b.counts {
 			var r opResult
 			if err != nil {
 				r.err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 			} else {
 				r.state = states[i]
 			}
-			o.done <- r
+			done <- r
 		}
 	}
-	i := 0
-	for _, o := range batch {
-		if o.kind != opMarkPublished {
-			continue
-		}
-		err := cmds[i].Err()
-		i++
+	for i, done := range b.marks {
+		err := b.cmds[i].Err()
 		if err == redis.Nil {
 			err = nil // the key expired meanwhile: nothing to mark
 		} else if err != nil {
 			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-		o.done <- opResult{err: err}
+		done <- opResult{err: err}
 	}
-	return cmds
+}
+
+// buffers are one pipeline loop's scratch slices, reused batch to batch.
+type buffers struct {
+	counts, marks  []chan opResult
+	keys, markKeys []string
+	args           []any
+	cmds           []redis.Cmder
 }
