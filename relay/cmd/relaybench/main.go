@@ -19,6 +19,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -245,6 +246,10 @@ func run(ctx context.Context, o options) error {
 		fmt.Printf("relay RSS after load %.1f MiB\n", mib(rssOf(child)))
 	}
 
+	if m := scrape(o.relayURL); m != "" {
+		fmt.Printf("relay metrics: %s\n", m)
+	}
+
 	// Every client must end with the stream's last sequence and Redis's
 	// counts.
 	info, err := st.Info(ctx)
@@ -276,6 +281,26 @@ func run(ctx context.Context, o options) error {
 		time.Sleep(50 * time.Millisecond) // polling for the clients to converge
 	}
 	return nil
+}
+
+// scrape returns the relay's metrics that explain a run.
+func scrape(base string) string {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	var out []string
+	for _, line := range strings.Split(b.String(), "\n") {
+		for _, name := range []string{"interval_seconds", "frames_built_total", "slow_disconnects_total", "stream_lag"} {
+			if strings.HasPrefix(line, "hookpipe_relay_"+name+" ") {
+				out = append(out, strings.TrimPrefix(line, "hookpipe_relay_"))
+			}
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
@@ -332,7 +357,7 @@ type client struct {
 	mu     sync.Mutex
 	last   []byte
 	err    error
-	hist   []uint32 // latencies of this client's events, in bucketWidth steps
+	hist   []uint32 // latencies of this client's events, by bucketOf
 }
 
 var (
@@ -429,8 +454,7 @@ func (c *client) add(d time.Duration) {
 	if c.hist == nil {
 		c.hist = make([]uint32, numBuckets)
 	}
-	i := int(max(d, 0) / bucketWidth)
-	c.hist[min(i, numBuckets-1)]++
+	c.hist[bucketOf(d)]++
 }
 
 // seqAfter parses the first "seq": number in data from offset from.
@@ -562,19 +586,27 @@ func padOwner(s string, n int) string {
 }
 
 // deliver does what the receiver does for one accepted webhook: count it
-// in Redis, then publish it to the stream with its id for deduplication.
+// in Redis, then publish it to the stream with its id for deduplication,
+// retrying the publish (harmless thanks to the id) as a sender would.
 func deliver(ctx context.Context, rdb *redis.Client, keys task.Keys, js jetstream.JetStream, id string, t task.Task) error {
 	if err := rdb.HIncrBy(ctx, keys.Counts(), t.Priority.String(), 1).Err(); err != nil {
 		return fmt.Errorf("count %s: %w", id, err)
 	}
-	ack, err := js.Publish(ctx, t.Priority.Subject(), t.Encode(), jetstream.WithMsgID(id))
-	if err != nil {
-		return fmt.Errorf("publish %s: %w", id, err)
+	var err error
+	for range 10 {
+		var ack *jetstream.PubAck
+		ack, err = js.Publish(ctx, t.Priority.Subject(), t.Encode(), jetstream.WithMsgID(id))
+		if err == nil {
+			if ackTimes != nil {
+				ackTimes.set(ack.Sequence, time.Now())
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
 	}
-	if ackTimes != nil {
-		ackTimes.set(ack.Sequence, time.Now())
-	}
-	return nil
+	return fmt.Errorf("publish %s: %w", id, err)
 }
 
 func postWebhook(ctx context.Context, hc *http.Client, url, id string, t task.Task) error {
@@ -617,7 +649,8 @@ func cleanKeys(rdb *redis.Client, prefix string) {
 	}
 }
 
-// histogram merges the clients' latency counts: 100 µs buckets up to 2 s.
+// histogram merges the clients' latency counts. Buckets grow by 5% from
+// 10 µs, so quantiles are exact to 5% and each client's counts stay small.
 type histogram struct {
 	on      atomic.Bool
 	buckets []int64
@@ -625,9 +658,23 @@ type histogram struct {
 }
 
 const (
-	bucketWidth = 100 * time.Microsecond
-	numBuckets  = int(2*time.Second/bucketWidth) + 1
+	bucketBase   = 10 * time.Microsecond
+	bucketGrowth = 1.05
+	numBuckets   = 360 // up to about 10 minutes
 )
+
+func bucketOf(d time.Duration) int {
+	if d <= bucketBase {
+		return 0
+	}
+	i := int(math.Log(float64(d)/float64(bucketBase))/math.Log(bucketGrowth)) + 1
+	return min(i, numBuckets-1)
+}
+
+// bucketTop returns the upper bound of bucket i.
+func bucketTop(i int) time.Duration {
+	return time.Duration(float64(bucketBase) * math.Pow(bucketGrowth, float64(i)))
+}
 
 func newHistogram() *histogram { return &histogram{} }
 
@@ -658,7 +705,7 @@ func (h *histogram) quantile(q float64) time.Duration {
 			break
 		}
 	}
-	return time.Duration(i+1) * bucketWidth
+	return bucketTop(i).Round(10 * time.Microsecond)
 }
 
 // rssOf returns the resident memory of the child after a garbage

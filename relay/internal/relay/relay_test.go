@@ -326,3 +326,36 @@ func TestBadSinceChangesNothing(t *testing.T) {
 		t.Errorf("after bad requests: %d connections, %d clients", st.Conns, st.Clients)
 	}
 }
+
+// A stream message that is not a valid task is left out of every frame,
+// counted in the metrics, and changes nothing else: the sequence moves on
+// and no client sees a gap.
+func TestInvalidStreamMessageLeftOut(t *testing.T) {
+	e := newEnv(t)
+	r := startRelay(t, e.config())
+	c := dial(t, wsURL(r, ""), nil)
+	c.firstFrame(t)
+	e.publish(t, 3, 0)
+	ctx := context.Background()
+	if _, err := e.js.Publish(ctx, task.Low.Subject(), []byte(`{"batchid":"nope"}`)); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(t, 3, 0)
+	testenv.Eventually(t, 10*time.Second, func() bool { s, _ := c.v.state(); return s == 7 }, "client not at seq 7: %v", c.v)
+	c.v.mu.Lock()
+	events, problems := slices.Clone(c.v.events), len(c.v.problems)
+	c.v.mu.Unlock()
+	if want := []uint64{1, 2, 3, 5, 6, 7}; !slices.Equal(events, want) {
+		t.Errorf("events %v, want %v", events, want)
+	}
+	// The client's gap check flags the skipped sequence: 4 is not a task.
+	if problems != 1 {
+		t.Errorf("%d problems, want exactly the one hole at 4", problems)
+	}
+	if st := r.Stats(); st.BadEvents != 1 {
+		t.Errorf("invalid events %d, want 1", st.BadEvents)
+	}
+	if got := e.redisCounts(t).Total(); got != 6 {
+		t.Errorf("Redis total %d, want 6", got)
+	}
+}
