@@ -39,6 +39,26 @@ type State struct {
 	// that adding an event is amortised O(1).
 	events []task.Event
 	rate   Rate
+	// added counts the events ever added and resets the snapshots applied,
+	// so that views can draw only what changed (see Since).
+	added, resets uint64
+}
+
+// Mark is a point in the state's history, for views that draw only what
+// changed since they last looked.
+type Mark struct{ resets, added uint64 }
+
+// Mark returns the state's current point, to give to Since later.
+func (s *State) Mark() Mark { return Mark{s.resets, s.added} }
+
+// Since returns how many of the newest events were added after m, and
+// whether the list was replaced since m (by a snapshot, or by more new
+// events than it holds), in which case a view should redraw all Len events.
+func (s *State) Since(m Mark) (fresh int, redraw bool) {
+	if m.resets != s.resets || s.added-m.added >= uint64(s.Len()) {
+		return s.Len(), true
+	}
+	return int(s.added - m.added), false
 }
 
 // New returns an empty state whose message list keeps at most limit events
@@ -90,6 +110,7 @@ func (s *State) Apply(f task.Frame, now time.Time) error {
 	switch f.Type {
 	case task.FrameSnapshot:
 		s.events = s.events[:0]
+		s.resets++
 		s.Seq = 0
 		s.rate.Reset()
 		s.add(f.Events)
@@ -112,6 +133,7 @@ func (s *State) add(events []task.Event) {
 	for _, e := range events {
 		if e.Seq > s.Seq {
 			s.events = append(s.events, e)
+			s.added++
 		}
 	}
 	if len(s.events) > 2*s.limit {

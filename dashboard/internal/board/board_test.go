@@ -204,6 +204,38 @@ func TestListBounded(t *testing.T) {
 	}
 }
 
+func TestSince(t *testing.T) {
+	s := New(10)
+	m := s.Mark()
+	if n, redraw := s.Since(m); n != 0 {
+		t.Errorf("empty state: %d fresh (redraw %v), want 0", n, redraw)
+	}
+	apply := func(f task.Frame) {
+		t.Helper()
+		if err := s.Apply(f, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(task.Frame{Type: task.FrameSnapshot, Seq: 3, Events: events(1, 3)})
+	if n, redraw := s.Since(m); n != 3 || !redraw {
+		t.Errorf("after a snapshot: %d fresh, redraw %v; want 3, true", n, redraw)
+	}
+	m = s.Mark()
+	apply(task.Frame{Type: task.FrameUpdate, Seq: 5, Events: events(2, 5)}) // 2 and 3 repeated
+	if n, redraw := s.Since(m); n != 2 || redraw {
+		t.Errorf("after an update: %d fresh, redraw %v; want 2, false", n, redraw)
+	}
+	m = s.Mark()
+	apply(task.Frame{Type: task.FrameUpdate, Seq: 5})
+	if n, redraw := s.Since(m); n != 0 || redraw {
+		t.Errorf("after an empty update: %d fresh, redraw %v; want 0, false", n, redraw)
+	}
+	apply(task.Frame{Type: task.FrameUpdate, Seq: 20, Events: events(6, 20)})
+	if n, redraw := s.Since(m); n != 10 || !redraw {
+		t.Errorf("after more events than the list holds: %d fresh, redraw %v; want 10, true", n, redraw)
+	}
+}
+
 func TestRate(t *testing.T) {
 	var r Rate
 	if got := r.PerSecond(t0); got != 0 {

@@ -53,6 +53,7 @@ type Dashboard struct {
 	batches     batchView
 
 	link *link
+	list messageList
 	stop chan struct{}
 }
 
@@ -170,12 +171,12 @@ func (d *Dashboard) Render() app.UI {
 					Aria("live", "polite").
 					Text(d.connText(now)),
 			),
-			app.If(d.updateReady, func() app.UI {
-				return app.Div().ID("update").Class("update").Body(
-					app.Span().Text("A new version of the dashboard is ready. "),
-					app.Button().Text("Reload").OnClick(func(ctx app.Context, e app.Event) { ctx.Reload() }),
-				)
-			}),
+			// Always present, so that showing it never shifts the elements
+			// after it, which go-app matches by position.
+			app.Div().ID("update").Class("update").Hidden(!d.updateReady).Body(
+				app.Span().Text("A new version of the dashboard is ready. "),
+				app.Button().Text("Reload").OnClick(func(ctx app.Context, e app.Event) { ctx.Reload() }),
+			),
 			app.Section().Class("stats").Aria("label", "Totals").Body(
 				stat("Total", "total", total),
 				stat("Events/s", "rate", strconv.FormatFloat(s.Rate(now), 'f', 0, 64)),
@@ -187,7 +188,8 @@ func (d *Dashboard) Render() app.UI {
 			d.batches.render(d),
 			app.Section().Class("panel messages-panel").Body(
 				app.H2().Text("Messages"),
-				messageList(s, now),
+				// Rows are added by messageList, not by go-app.
+				app.Ol().ID("messages").Class("messages").Aria("live", "off"),
 			),
 		)
 }
@@ -199,26 +201,6 @@ func stat(label, id, value string) app.UI {
 	)
 }
 
-// messageList shows the events newest first. Every value goes in as text,
-// so an owner that looks like HTML stays characters.
-func messageList(s *board.State, now time.Time) app.UI {
-	items := make([]app.UI, s.Len())
-	for i := range items {
-		e := s.Event(i)
-		p := e.Priority.String()
-		items[i] = app.Li().
-			DataSet("seq", strconv.FormatUint(e.Seq, 10)).
-			DataSet("priority", p).
-			Body(
-				app.Time().Class("at").DateTime("%s", e.Time.Format(time.RFC3339Nano)).Text(e.Time.Local().Format("15:04:05.000")),
-				app.Span().Class("prio prio-"+p).Text(p),
-				app.Span().Class("owner").Text(e.Owner),
-				app.Span().Class("meta").Text("batch "+shortID(e.BatchID)+" · task "+strconv.FormatInt(e.ID, 10)),
-			)
-	}
-	return app.Ol().ID("messages").Class("messages").Aria("live", "off").Body(items...)
-}
-
 // shortID keeps the first block of a UUID, enough to tell batches apart.
 func shortID(id string) string {
 	if len(id) > 8 {
@@ -228,15 +210,21 @@ func shortID(id string) string {
 }
 
 // apply applies frames received since the last animation frame, in one
-// update of the page.
-func (d *Dashboard) apply(frames [][]byte) (rejected int) {
-	now := time.Now()
+// update of the page; the message list follows once go-app has drawn the
+// rest.
+func (d *Dashboard) apply(ctx app.Context, frames [][]byte) (rejected int) {
+	at := time.Now()
 	for _, f := range frames {
-		if err := d.state.ApplyJSON(f, now); err != nil {
+		if err := d.state.ApplyJSON(f, at); err != nil {
 			app.Logf("dashboard: frame dropped: %v", err)
 			rejected++
 		}
 	}
+	ctx.Defer(func(app.Context) {
+		t := now()
+		d.list.sync(d.state)
+		addStat("listMs", now()-t)
+	})
 	return rejected
 }
 

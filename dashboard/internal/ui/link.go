@@ -142,15 +142,17 @@ func (l *link) schedule() {
 // flushPending hands the queued frames to the UI goroutine. It runs in the
 // browser's animation frame callback.
 func (l *link) flushPending(ctx app.Context) {
-	start := app.Window().Get("performance").Call("now").Float()
+	start := now()
 	ctx.Dispatch(func(ctx app.Context) {
+		t := now()
 		n := l.applyPending(ctx)
 		if n == 0 {
 			return
 		}
+		decode := now() - t
 		// Defer runs once the page reflects the frames.
 		ctx.Defer(func(app.Context) {
-			recordApply(start, n)
+			recordApply(start, decode, n)
 		})
 	})
 }
@@ -163,7 +165,7 @@ func (l *link) applyPending(ctx app.Context) int {
 	l.scheduled = false
 	l.mu.Unlock()
 	if len(frames) > 0 {
-		l.d.apply(frames)
+		l.d.apply(ctx, frames)
 	}
 	return len(frames)
 }
@@ -207,18 +209,22 @@ func (l *link) close() {
 // recordApply publishes how long applying and drawing the frames of one
 // animation frame took, for benchmarks and curious people:
 // window.hookpipeStats.
-func recordApply(start float64, frames int) {
+func recordApply(start, decodeMs float64, frames int) {
 	w := app.Window()
-	ms := w.Get("performance").Call("now").Float() - start
+	ms := now() - start
 	st := w.Get("hookpipeStats")
 	if !st.Truthy() {
-		st = app.ValueOf(map[string]any{"updates": 0, "frames": 0, "lastMs": 0.0, "maxMs": 0.0, "sumMs": 0.0})
+		// firstMs is when the first frame was drawn, in ms since the
+		// navigation started: the time to the first real chart.
+		st = app.ValueOf(map[string]any{"updates": 0, "frames": 0, "lastMs": 0.0, "maxMs": 0.0, "sumMs": 0.0, "decodeMs": 0.0,
+			"firstMs": w.Get("performance").Call("now").Float()})
 		w.Set("hookpipeStats", st)
 	}
 	st.Set("updates", st.Get("updates").Int()+1)
 	st.Set("frames", st.Get("frames").Int()+frames)
 	st.Set("lastMs", ms)
 	st.Set("sumMs", st.Get("sumMs").Float()+ms)
+	st.Set("decodeMs", st.Get("decodeMs").Float()+decodeMs)
 	if ms > st.Get("maxMs").Float() {
 		st.Set("maxMs", ms)
 	}
@@ -245,4 +251,20 @@ func watchOnline(ctx app.Context, d *Dashboard) {
 	}
 	app.Window().Call("addEventListener", "online", set(true))
 	app.Window().Call("addEventListener", "offline", set(false))
+}
+
+// now returns the page's clock in milliseconds.
+func now() float64 { return app.Window().Get("performance").Call("now").Float() }
+
+// addStat adds v to the named figure of window.hookpipeStats.
+func addStat(name string, v float64) {
+	st := app.Window().Get("hookpipeStats")
+	if st.Truthy() {
+		old := st.Get(name)
+		if old.IsUndefined() {
+			st.Set(name, v)
+			return
+		}
+		st.Set(name, old.Float()+v)
+	}
 }
