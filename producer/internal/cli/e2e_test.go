@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -338,5 +339,73 @@ func TestBadRecordingSendsNothing(t *testing.T) {
 	}
 	if n := hits.Load(); n != 0 || strings.Contains(out, "out of") {
 		t.Fatalf("something was sent before the bad file was read:\n%s", out)
+	}
+}
+
+// TestServeAgainstReceiver runs the serve command, starts a batch through
+// the page's endpoint, reads the live log as a page would, checks the
+// counts, and shuts the server down.
+func TestServeAgainstReceiver(t *testing.T) {
+	r := newReceiver(t, receiverOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	out := &syncBuffer{}
+	m := &cli.Main{Stdout: out, Stderr: out, Getenv: func(string) string { return "" }, Ready: func(a string) { ready <- a }}
+	done := make(chan error, 1)
+	go func() {
+		done <- m.Run(ctx, []string{"--addr", "127.0.0.1:0", "--receiver-url", r.url, "--seed", "17", "--wait", "0"})
+	}()
+	var base string
+	select {
+	case a := <-ready:
+		base = "http://" + a
+	case err := <-done:
+		t.Fatalf("serve: %v\n%s", err, out)
+	}
+	events, err := http.Get(base + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Body.Close()
+	res, err := http.PostForm(base+"/batches", url.Values{"size": {"30"}})
+	if err != nil || res.StatusCode != http.StatusAccepted {
+		t.Fatalf("start: %v %v", res.StatusCode, err)
+	}
+	res.Body.Close()
+	sc := bufio.NewScanner(events.Body)
+	lines := 0
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "event: task") {
+			lines++
+		}
+		if strings.HasPrefix(sc.Text(), "event: end") {
+			break
+		}
+	}
+	if lines != 30 {
+		t.Fatalf("%d task events, want 30", lines)
+	}
+	g, _ := generate.New(17, 1, 100)
+	var want task.Counts
+	for _, tk := range g.NextOfSize(30).Tasks {
+		want[tk.Priority.Index()]++
+	}
+	if got := r.counts(t); got != want {
+		t.Fatalf("counts %v, want %v", got, want)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve ended with %v\n%s", err, out)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("serve did not stop with an event stream open\n%s", out)
+	}
+	for _, w := range []string{"producer listening", "batch started", "batch ended", "shutting down"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("log lacks %q:\n%s", w, out)
+		}
 	}
 }
