@@ -45,6 +45,7 @@ type peer struct {
 	bodies   map[string][]string
 	times    map[string][]time.Time
 	headers  []http.Header
+	remotes  map[string]int
 	inFlight atomic.Int32
 	peak     atomic.Int32
 }
@@ -52,7 +53,7 @@ type peer struct {
 func newPeer(t testing.TB, answer func(id string, attempt int, w http.ResponseWriter) bool) *peer {
 	t.Helper()
 	p := &peer{t: t, answer: answer, attempts: map[string]int{}, stored: map[string]task.Task{},
-		bodies: map[string][]string{}, times: map[string][]time.Time{}}
+		bodies: map[string][]string{}, times: map[string][]time.Time{}, remotes: map[string]int{}}
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
 	t.Cleanup(p.srv.Close)
 	return p
@@ -75,6 +76,7 @@ func (p *peer) serve(w http.ResponseWriter, r *http.Request) {
 	p.bodies[id] = append(p.bodies[id], string(body))
 	p.times[id] = append(p.times[id], time.Now())
 	p.headers = append(p.headers, r.Header.Clone())
+	p.remotes[r.RemoteAddr]++
 	p.mu.Unlock()
 	if !p.answer(id, attempt, w) {
 		return
@@ -326,6 +328,24 @@ func TestReceiverDownForAWhile(t *testing.T) {
 		if p.stored[d.WebhookID] != d.Task {
 			t.Fatalf("task %d not stored under its id", d.Task.ID)
 		}
+	}
+}
+
+func TestKeepAlive(t *testing.T) {
+	p := newPeer(t, func(_ string, attempt int, w http.ResponseWriter) bool {
+		if attempt == 1 {
+			w.WriteHeader(503)
+			w.Write([]byte(`{"error":"busy"}`))
+			return false
+		}
+		return true
+	})
+	s := newSender(t, send.Config{URL: p.srv.URL, Retry: fastRetry()})
+	if sum := s.SendBatch(context.Background(), batchID, sampleTasks(10), nil, nil); sum.Accepted != 10 {
+		t.Fatalf("summary %v", sum)
+	}
+	if len(p.remotes) != 1 {
+		t.Fatalf("20 requests one after another used %d connections, want 1 kept alive", len(p.remotes))
 	}
 }
 
