@@ -128,6 +128,7 @@ const (
 	ReasonSlow     = "too slow: send queue full, reconnect and resume"
 	ReasonFull     = "relay at its connection limit, try again later"
 	ReasonShutdown = "relay shutting down, reconnect"
+	ReasonReset    = "stream was recreated, reconnect for a snapshot"
 )
 
 // frame is one encoded message, shared by every client it is sent to.
@@ -244,7 +245,7 @@ func (h *Hub) CountsWanted() <-chan struct{} { return h.wantCounts }
 
 // Begin tells the hub that the stream is read from sequence from on and
 // that its newest message is last (0 for an empty stream). It is called
-// once, before the first Publish.
+// before the first Publish, and again only when the stream was recreated.
 func (h *Hub) Begin(ctx context.Context, from, last uint64) error {
 	h.nextSeq.Store(max(from, 1))
 	return h.send(ctx, input{begin: true, seq: from, pending: last})
@@ -336,6 +337,9 @@ func (h *Hub) Run(ctx context.Context, shutdown time.Duration) error {
 
 func (h *Hub) take(in input) {
 	if in.begin {
+		if h.begun {
+			h.restart()
+		}
 		h.begun = true
 		h.ring = newRing(h.cfg.RingSize, max(in.seq, 1))
 		h.seq = max(in.seq, 1) - 1
@@ -364,6 +368,20 @@ func (h *Hub) take(in input) {
 		h.caughtUp = true
 		h.maybeLive()
 	}
+}
+
+// restart forgets everything taken from a stream that was recreated
+// (its sequences start again from 1): every client is told to reconnect,
+// and gets a snapshot of the new stream once it is loaded.
+func (h *Hub) restart() {
+	h.log.Warn("stream was recreated, starting over", "old_seq", h.seq)
+	for c := range h.clients {
+		c.close(task.CloseTryAgainLater, ReasonReset)
+	}
+	h.clients = map[*client]struct{}{}
+	h.stats.clients.Store(0)
+	h.snapCache, h.resumeCache = cachedFrame{}, cachedFrame{}
+	h.isLive.Store(false)
 }
 
 // maybeLive starts serving clients once the history is loaded and the

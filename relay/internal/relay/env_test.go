@@ -434,6 +434,8 @@ func dialStalled(t testing.TB, r *running) *wsClient {
 	return c
 }
 
+func streamConfig() jetstream.StreamConfig { return stream.Config() }
+
 func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }
 
 func redisClient(t testing.TB, url string) *redis.Client {

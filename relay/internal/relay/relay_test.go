@@ -359,3 +359,31 @@ func TestInvalidStreamMessageLeftOut(t *testing.T) {
 		t.Errorf("Redis total %d, want 6", got)
 	}
 }
+
+// A stream deleted and created anew restarts its sequences: the relay
+// notices, tells its clients to reconnect, and serves the new stream.
+func TestStreamRecreated(t *testing.T) {
+	e := newEnv(t)
+	r := startRelay(t, e.config())
+	c := dial(t, wsURL(r, ""), nil)
+	e.publish(t, 20, 0)
+	c.waitCurrent(t, e, 20)
+
+	ctx := context.Background()
+	if err := e.js.DeleteStream(ctx, task.StreamName); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.CreateStream(ctx, streamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(t, 5, 0)
+	if code, reason := c.closed(t); code != task.CloseTryAgainLater || reason != fanout.ReasonReset {
+		t.Fatalf("closed with %d %q, want %d %q", code, reason, task.CloseTryAgainLater, fanout.ReasonReset)
+	}
+	c2 := dial(t, wsURL(r, "20"), nil)
+	f := c2.firstFrame(t)
+	if f.Type != task.FrameSnapshot || f.Seq != 5 || len(f.Events) != 5 {
+		t.Errorf("after the reset: %q seq %d with %d events, want a snapshot of the 5 new events", f.Type, f.Seq, len(f.Events))
+	}
+	c2.waitCurrent(t, e, 5)
+}

@@ -50,11 +50,14 @@ type Reader struct {
 	// heartbeat is how often the server must show a consumer is alive; a
 	// missed one makes the consumer recreate itself (after a NATS restart).
 	heartbeat time.Duration
+	// checkEvery is how often the stream is checked for having been
+	// recreated.
+	checkEvery time.Duration
 }
 
 // NewReader returns a Reader from js into sink.
 func NewReader(js jetstream.JetStream, sink Sink, log *slog.Logger) *Reader {
-	return &Reader{js: js, sink: sink, log: log, heartbeat: 2 * time.Second}
+	return &Reader{js: js, sink: sink, log: log, heartbeat: 2 * time.Second, checkEvery: 5 * time.Second}
 }
 
 // Run reads until ctx ends. Failures to reach NATS are logged once per
@@ -94,9 +97,14 @@ func (r *Reader) consume(ctx context.Context, ok func()) error {
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", task.StreamName, err)
 	}
+	state := st.CachedInfo().State
 	next := r.sink.NextSeq()
+	if next > state.LastSeq+1 {
+		// The stream holds less than was taken from it: it was deleted and
+		// created anew (or NATS lost its storage). Start over.
+		next = 0
+	}
 	if next == 0 {
-		state := st.CachedInfo().State
 		from, last := state.FirstSeq, state.LastSeq
 		if n := uint64(r.sink.RingSize()); last >= n && last-n+1 > from {
 			from = last - n + 1
@@ -132,11 +140,23 @@ func (r *Reader) consume(ctx context.Context, ok func()) error {
 	}
 	defer cc.Stop()
 	ok()
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-cc.Closed():
-		return errors.New("stream consumer closed")
+	check := time.NewTicker(r.checkEvery)
+	defer check.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-cc.Closed():
+			return errors.New("stream consumer closed")
+		case <-check.C:
+			// An ordered consumer waits forever for sequences a recreated
+			// stream will not reach for a long time; look for that.
+			info, err := st.Info(ctx)
+			if err == nil && r.sink.NextSeq() > info.State.LastSeq+1 {
+				return fmt.Errorf("stream %s was recreated: last sequence %d, relay at %d",
+					task.StreamName, info.State.LastSeq, r.sink.NextSeq()-1)
+			}
+		}
 	}
 }
 
