@@ -212,3 +212,5 @@ func tasks(batch string, from, n int) []task.Task {
 	}
 	return out
 }
+
+var httpClient = &http.Client{Timeout: 2 * time.Second}
