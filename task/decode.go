@@ -148,7 +148,7 @@ func fieldOf(raw []byte) int {
 
 func (d *decoder) field(f int) {
 	if f < 0 {
-		d.skipValue(0)
+		d.skipValue(1)
 		return
 	}
 	c := d.peek()
@@ -219,7 +219,7 @@ func (d *decoder) field(f int) {
 func (d *decoder) wrongType(f int, problem string) {
 	d.seen[f] = true
 	d.fieldErr[f] = &FieldError{Field: fieldNames[f], Problem: problem}
-	d.skipValue(0)
+	d.skipValue(1)
 }
 
 func priorityOf(raw []byte) Priority {
@@ -246,15 +246,17 @@ func (d *decoder) peek() byte {
 // maxDepth bounds nesting in ignored values, as encoding/json does.
 const maxDepth = 10000
 
+// skipValue checks and skips one value; depth is the number of objects and
+// arrays around it, the top-level object included.
 func (d *decoder) skipValue(depth int) {
-	if depth > maxDepth {
-		d.fail("nested too deeply")
-		return
-	}
 	switch c := d.peek(); {
 	case c == '"':
 		d.rawString()
 	case c == '{' || c == '[':
+		if depth+1 > maxDepth {
+			d.fail("nested too deeply")
+			return
+		}
 		end := byte('}')
 		if c == '[' {
 			end = ']'

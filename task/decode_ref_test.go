@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -121,4 +122,20 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-decoding %s: %+v, %v", got.Encode(), again, err)
 		}
 	})
+}
+
+// TestDecodeDepthLimit checks the nesting limit at its edge, where the fast
+// decoder and encoding/json must still agree.
+func TestDecodeDepthLimit(t *testing.T) {
+	for _, depth := range []int{maxDepth - 2, maxDepth - 1, maxDepth, maxDepth + 1} {
+		for _, inner := range []string{"", "1"} {
+			body := `{"batchid":"` + fuzzBatch + `","id":1,"owner":"a","priority":"Low","x":` +
+				strings.Repeat("[", depth) + inner + strings.Repeat("]", depth) + `}`
+			_, err := Decode([]byte(body))
+			_, want := referenceDecode([]byte(body))
+			if (err == nil) != (want == nil) {
+				t.Errorf("%d arrays around %q: Decode says %v, encoding/json %v", depth, inner, err, want)
+			}
+		}
+	}
 }
