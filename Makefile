@@ -11,7 +11,7 @@ GOBIN   := $(shell $(GO) env GOPATH)/bin
 HEY     := $(GOBIN)/hey
 FUZZTIME ?= 10s
 
-.PHONY: help build wasm run-all test lint fuzz bench bench-receiver bench-relay bench-dashboard loadtest replay hey clean
+.PHONY: help build wasm run-all test lint fuzz bench bench-receiver bench-relay bench-dashboard loadtest replay replay-same-ids hey clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -58,7 +58,11 @@ loadtest: hey ## hey against the running receiver; checks Redis counted every 20
 	$(GO) run ./receiver/cmd/loadtest run
 
 replay: ## replay every committed batch against the running receiver, counts before and after
-	$(GO) run ./producer replay --counts testdata/batches/*.jsonl
+	$(GO) run ./producer replay --speed max --counts testdata/batches/*.jsonl
+
+replay-same-ids: ## replay a batch twice with its recorded ids: the second run must move no count
+	$(GO) run ./producer replay --speed max --counts --same-ids testdata/batches/small.jsonl
+	$(GO) run ./producer replay --speed max --counts --same-ids testdata/batches/small.jsonl
 
 hey: ## install hey when it is missing
 	@test -x $(HEY) || $(GO) install github.com/rakyll/hey@v0.1.5
