@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,9 @@ import (
 
 // serveEnv marks the child process that runs the relay.
 const serveEnv = "HOOKPIPE_RELAYBENCH_SERVE"
+
+// profileEnv, when set, names a file for the child relay's CPU profile.
+const profileEnv = "HOOKPIPE_RELAYBENCH_CPUPROFILE"
 
 type options struct {
 	clients   int
@@ -117,6 +121,13 @@ func serveRelay() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	if path := os.Getenv(profileEnv); path != "" {
+		f, err := os.Create(path)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
 	}
 	if err := s.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -385,8 +396,14 @@ func (a *acks) get(seq uint64) int64 {
 var ackTimes *acks
 
 func (c *client) read(lat *histogram, first chan<- error) {
+	var buf bytes.Buffer // reused: the load client should cost little
 	for {
-		_, data, err := c.conn.ReadMessage()
+		buf.Reset()
+		_, r, err := c.conn.NextReader()
+		if err == nil {
+			_, err = buf.ReadFrom(r)
+		}
+		data := buf.Bytes()
 		if first != nil {
 			first <- err
 			first = nil
@@ -403,7 +420,7 @@ func (c *client) read(lat *histogram, first chan<- error) {
 			c.record(data, now)
 		}
 		c.mu.Lock()
-		c.last = data
+		c.last = append(c.last[:0], data...)
 		c.mu.Unlock()
 	}
 }
