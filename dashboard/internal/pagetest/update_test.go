@@ -1,0 +1,58 @@
+package pagetest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/hookpipe/hookpipe/dashboard/internal/server"
+	"github.com/hookpipe/hookpipe/testdata/testenv"
+)
+
+// startVersion runs the dashboard server on port with a fixed version.
+func startVersion(t testing.TB, port int, relayURL, version string) *server.Main {
+	t.Helper()
+	m := server.NewMain()
+	m.Config.Addr = "127.0.0.1:" + strconv.Itoa(port)
+	m.Config.WebDir = testWebDir(t)
+	m.Config.RelayURL = relayURL
+	m.Config.Version = version
+	m.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// TestNewVersionOffersReload checks that a server restarted with a new
+// version makes an open page install it and offer to reload. That a
+// restart with the same version is no update is checked on the server
+// (TestVersion): the service worker's bytes stay the same.
+func TestNewVersionOffersReload(t *testing.T) {
+	relay := newFakeRelay(t)
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	m := startVersion(t, port, relay.URL(), "v1")
+	ctx := newBrowser(t)
+	run(t, ctx, 60*time.Second, chromedp.Navigate(url))
+	waitJS(t, ctx, 60*time.Second, `navigator.serviceWorker.ready.then(r => !!r.active)`, "no service worker")
+	waitJS(t, ctx, 60*time.Second, `caches.open('app-v1').then(c => c.match('/web/app.wasm')).then(r => !!r)`, "service worker did not cache version v1")
+	const updateShown = `!document.getElementById('update').hidden`
+	if eval[bool](t, ctx, updateShown) {
+		t.Fatal("update offered before there is one")
+	}
+
+	m.Close()
+	startVersion(t, port, relay.URL(), "v2")
+	run(t, ctx, 10*time.Second, chromedp.Evaluate[chromedp.Void](`goappTryUpdate()`))
+	waitJS(t, ctx, 30*time.Second, updateShown, "new version not offered")
+	waitJS(t, ctx, 30*time.Second, `caches.keys().then(k => k.length === 1 && k[0] === 'app-v2')`, "new version not installed")
+}
