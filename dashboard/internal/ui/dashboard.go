@@ -220,8 +220,10 @@ func (d *Dashboard) apply(ctx app.Context, frames [][]byte) (rejected int) {
 			rejected++
 		}
 	}
+	applied := now()
 	ctx.Defer(func(app.Context) {
 		t := now()
+		addStat("renderMs", t-applied)
 		d.list.sync(d.state)
 		addStat("listMs", now()-t)
 	})
