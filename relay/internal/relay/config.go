@@ -63,6 +63,10 @@ type Config struct {
 	// ReadLimit is the largest message a client may send, in bytes; default
 	// 4096 (--read-limit, HOOKPIPE_RELAY_READ_LIMIT).
 	ReadLimit int64
+	// MaxUpdateEvents, when positive, caps a live update's events to the
+	// newest ones (counts stay exact, resumes stay exact); default 0, every
+	// event (--max-update-events, HOOKPIPE_RELAY_MAX_UPDATE_EVENTS).
+	MaxUpdateEvents int
 	// SendBuffer, when positive, fixes each client socket's kernel send
 	// buffer in bytes; default 0, the kernel's autotuning
 	// (--send-buffer, HOOKPIPE_RELAY_SEND_BUFFER).
@@ -146,6 +150,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", n.name, n.v))
 		}
 	}
+	if c.MaxUpdateEvents < 0 {
+		errs = append(errs, fmt.Errorf("max-update-events must not be negative, got %d", c.MaxUpdateEvents))
+	}
 	if c.SendBuffer < 0 {
 		errs = append(errs, fmt.Errorf("send-buffer must not be negative, got %d", c.SendBuffer))
 	}
@@ -204,6 +211,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	dur(&c.WriteTimeout, "write-timeout", "HOOKPIPE_RELAY_WRITE_TIMEOUT", "limit of one write to a client")
 	fs.Int64Var(&c.ReadLimit, "read-limit", c.ReadLimit, "largest message a client may send, in bytes (env HOOKPIPE_RELAY_READ_LIMIT)")
 	env["read-limit"] = "HOOKPIPE_RELAY_READ_LIMIT"
+	num(&c.MaxUpdateEvents, "max-update-events", "HOOKPIPE_RELAY_MAX_UPDATE_EVENTS", "cap a live update to its newest events (counts and resumes stay exact); 0 sends every event")
 	num(&c.SendBuffer, "send-buffer", "HOOKPIPE_RELAY_SEND_BUFFER", "kernel send buffer of each client socket in bytes; 0 keeps the kernel's autotuning")
 	dur(&c.CountsInterval, "counts-interval", "HOOKPIPE_RELAY_COUNTS_INTERVAL", "longest time between two reads of the counts from Redis")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", "HOOKPIPE_SHUTDOWN_TIMEOUT", "limit of a graceful shutdown")
@@ -244,16 +252,17 @@ func (l *listValue) Set(s string) error {
 // fanoutConfig returns the hub's part of c.
 func (c Config) fanoutConfig() fanout.Config {
 	return fanout.Config{
-		Interval:       c.Interval,
-		MaxInterval:    c.MaxInterval,
-		SnapshotEvents: c.SnapshotEvents,
-		RingSize:       c.RingSize,
-		QueueSize:      c.QueueSize,
-		MaxConns:       c.MaxConns,
-		PingInterval:   c.PingInterval,
-		PongTimeout:    c.PongTimeout,
-		WriteTimeout:   c.WriteTimeout,
-		ReadLimit:      c.ReadLimit,
-		SendBuffer:     c.SendBuffer,
+		Interval:        c.Interval,
+		MaxInterval:     c.MaxInterval,
+		SnapshotEvents:  c.SnapshotEvents,
+		RingSize:        c.RingSize,
+		QueueSize:       c.QueueSize,
+		MaxConns:        c.MaxConns,
+		PingInterval:    c.PingInterval,
+		PongTimeout:     c.PongTimeout,
+		WriteTimeout:    c.WriteTimeout,
+		ReadLimit:       c.ReadLimit,
+		SendBuffer:      c.SendBuffer,
+		MaxUpdateEvents: c.MaxUpdateEvents,
 	}
 }

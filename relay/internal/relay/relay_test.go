@@ -387,3 +387,29 @@ func TestStreamRecreated(t *testing.T) {
 	}
 	c2.waitCurrent(t, e, 5)
 }
+
+// With a cap on update events, a burst reaches clients as its newest
+// events, and counts and sequence stay exact; a resume still gets every
+// missed event.
+func TestMaxUpdateEvents(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	cfg.MaxUpdateEvents = 5
+	cfg.Interval = 200 * time.Millisecond // a burst lands in one frame
+	cfg.MaxInterval = cfg.Interval
+	r := startRelay(t, cfg)
+	c := dial(t, wsURL(r, ""), nil)
+	c.firstFrame(t)
+	e.publish(t, 50, 0)
+	c.waitCurrent(t, e, 50)
+	c.v.mu.Lock()
+	events, frames := len(c.v.events), c.v.frames
+	c.v.mu.Unlock()
+	if events > 5*(frames-1) || events == 50 {
+		t.Errorf("%d events in %d updates, want at most 5 per update", events, frames-1)
+	}
+	c2 := dial(t, wsURL(r, "10"), nil)
+	if f := c2.firstFrame(t); f.Type != task.FrameUpdate || len(f.Events) != 40 {
+		t.Errorf("resume: %q with %d events, want an update with all 40 missed", f.Type, len(f.Events))
+	}
+}

@@ -93,12 +93,15 @@ func (r *Reader) Run(ctx context.Context) error {
 // consume creates the stream and an ordered consumer from the sink's next
 // sequence, and feeds the sink until ctx ends or the consumer fails.
 func (r *Reader) consume(ctx context.Context, ok func()) error {
+	// Read where the hub is before asking the stream where it is: the
+	// stream only grows, so a hub ahead of the answer means the stream was
+	// recreated, never that the answer is simply older.
+	next := r.sink.NextSeq()
 	st, err := r.js.CreateOrUpdateStream(ctx, Config())
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", task.StreamName, err)
 	}
 	state := st.CachedInfo().State
-	next := r.sink.NextSeq()
 	if next > state.LastSeq+1 {
 		// The stream holds less than was taken from it: it was deleted and
 		// created anew (or NATS lost its storage). Start over.
@@ -151,10 +154,11 @@ func (r *Reader) consume(ctx context.Context, ok func()) error {
 		case <-check.C:
 			// An ordered consumer waits forever for sequences a recreated
 			// stream will not reach for a long time; look for that.
+			next := r.sink.NextSeq() // before the question, as above
 			info, err := st.Info(ctx)
-			if err == nil && r.sink.NextSeq() > info.State.LastSeq+1 {
+			if err == nil && next > info.State.LastSeq+1 {
 				return fmt.Errorf("stream %s was recreated: last sequence %d, relay at %d",
-					task.StreamName, info.State.LastSeq, r.sink.NextSeq()-1)
+					task.StreamName, info.State.LastSeq, next-1)
 			}
 		}
 	}
