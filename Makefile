@@ -26,8 +26,10 @@ wasm: ## build the dashboard's WebAssembly, pre-compressed
 run-all: build ## start the whole pipeline (NATS and Redis embedded when none answers)
 	$(BIN)/run-all
 
-# Browser tests use the wasm built by the wasm target.
+# Browser tests use the wasm built by the wasm target and leave their
+# screenshots in .artifacts/ (ignored by git).
 export HOOKPIPE_TEST_WEB_DIR := $(abspath dashboard/web)
+export HOOKPIPE_ARTIFACTS_DIR := $(abspath .artifacts)
 
 test: lint wasm hey ## gofmt, go vet, every module's tests with -race, the end-to-end browser test, a short fuzz run
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v /dashboard/e2e)
@@ -42,7 +44,7 @@ lint: ## gofmt and go vet, native and for the browser
 fuzz: ## fuzz the task decoder for longer (FUZZTIME=5m)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(if $(filter 10s,$(FUZZTIME)),5m,$(FUZZTIME)) ./task
 
-bench: ## Go benchmarks of every module
+bench: wasm ## Go benchmarks of every module
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 bench-receiver: hey ## hey against the receiver and against a bare fasthttp handler, same run, with the ratio
@@ -51,8 +53,9 @@ bench-receiver: hey ## hey against the receiver and against a bare fasthttp hand
 bench-relay: ## WebSocket fan-out load: frames/s, latency, memory per connection
 	$(GO) run ./relay/cmd/relaybench
 
-bench-dashboard: wasm ## cold and warm load of the PWA in headless Chromium
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./dashboard/...
+bench-dashboard: wasm ## cold and warm load of the PWA in headless Chromium, and the page's Go benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem ./dashboard/internal/board ./dashboard/internal/chart ./dashboard/internal/ui
+	$(GO) test -run '^$$' -bench BenchmarkPage -benchtime 3x ./dashboard/internal/pagetest
 
 loadtest: hey ## hey against the running receiver; checks Redis counted every 200
 	$(GO) run ./receiver/cmd/loadtest run

@@ -252,10 +252,10 @@ func redisCounts(t testing.TB, url string) task.Counts {
 }
 
 // screenshotPath is where the dashboard's screenshot goes: under
-// $HOOKPIPE_ARTIFACTS, else .artifacts/ at the repository root (ignored by
+// $HOOKPIPE_ARTIFACTS_DIR, else .artifacts/ at the repository root (ignored by
 // git).
 func screenshotPath(t testing.TB, root string) string {
-	dir := os.Getenv("HOOKPIPE_ARTIFACTS")
+	dir := os.Getenv("HOOKPIPE_ARTIFACTS_DIR")
 	if dir == "" {
 		dir = filepath.Join(root, ".artifacts")
 	}
