@@ -420,7 +420,7 @@ type client struct {
 	mu     sync.Mutex
 	last   []byte
 	err    error
-	hist   []uint32 // latencies of this client's events, by bucketOf
+	hist   []uint32 // latencies of this client's events, by bucketOf; under mu
 }
 
 var (
@@ -468,10 +468,10 @@ func (c *client) read(lat *histogram, first chan<- error) {
 		}
 		now := time.Now()
 		c.frames.Add(1)
+		c.mu.Lock()
 		if lat.on.Load() {
 			c.record(data, now)
 		}
-		c.mu.Lock()
 		c.last = append(c.last[:0], data...)
 		c.mu.Unlock()
 	}
@@ -769,10 +769,12 @@ func (h *histogram) merge(clients []*client) {
 	h.buckets = make([]int64, numBuckets)
 	h.n = 0
 	for _, c := range clients {
+		c.mu.Lock()
 		for i, v := range c.hist {
 			h.buckets[i] += int64(v)
 			h.n += int64(v)
 		}
+		c.mu.Unlock()
 	}
 }
 
