@@ -15,16 +15,21 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Config returns the settings of the TASKS stream. The receiver and the
-// relay both create it with these, whichever starts first.
+// Config returns the default settings of the TASKS stream, the receiver's
+// defaults. The relay creates the stream with them only when it starts
+// before any receiver.
 func Config() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:       task.StreamName,
-		Subjects:   []string{task.SubjectAll},
-		Storage:    jetstream.FileStorage,
-		MaxAge:     24 * time.Hour,
-		MaxBytes:   1 << 30,
-		Duplicates: 10 * time.Minute,
+		Name:        task.StreamName,
+		Description: "Accepted hookpipe tasks, one subject per priority.",
+		Subjects:    []string{task.SubjectAll},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      24 * time.Hour,
+		MaxBytes:    1 << 30,
+		Duplicates:  10 * time.Minute,
+		Replicas:    1,
 	}
 }
 
@@ -97,9 +102,9 @@ func (r *Reader) consume(ctx context.Context, ok func()) error {
 	// stream only grows, so a hub ahead of the answer means the stream was
 	// recreated, never that the answer is simply older.
 	next := r.sink.NextSeq()
-	st, err := r.js.CreateOrUpdateStream(ctx, Config())
+	st, err := r.stream(ctx)
 	if err != nil {
-		return fmt.Errorf("stream %s: %w", task.StreamName, err)
+		return err
 	}
 	state := st.CachedInfo().State
 	if next > state.LastSeq+1 {
@@ -162,6 +167,23 @@ func (r *Reader) consume(ctx context.Context, ok func()) error {
 			}
 		}
 	}
+}
+
+// stream returns the TASKS stream, creating it when it does not exist. An
+// existing stream is left as it is: its settings belong to whoever runs
+// the receivers, who may have tuned its limits.
+func (r *Reader) stream(ctx context.Context) (jetstream.Stream, error) {
+	st, err := r.js.Stream(ctx, task.StreamName)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		st, err = r.js.CreateStream(ctx, Config())
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			st, err = r.js.Stream(ctx, task.StreamName)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", task.StreamName, err)
+	}
+	return st, nil
 }
 
 func (r *Reader) handle(ctx context.Context, msg jetstream.Msg) {
