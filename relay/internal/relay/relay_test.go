@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/hookpipe/hookpipe/relay/internal/fanout"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/hookpipe/hookpipe/testdata/testenv"
@@ -412,4 +413,25 @@ func TestMaxUpdateEvents(t *testing.T) {
 	if f := c2.firstFrame(t); f.Type != task.FrameUpdate || len(f.Events) != 40 {
 		t.Errorf("resume: %q with %d events, want an update with all 40 missed", f.Type, len(f.Events))
 	}
+}
+
+// Clients have nothing to say: a message over the read limit ends the
+// connection with 1009 and leaves the others alone.
+func TestReadLimit(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	cfg.ReadLimit = 64
+	r := startRelay(t, cfg)
+	other := dial(t, wsURL(r, ""), nil)
+	other.firstFrame(t)
+	c := dial(t, wsURL(r, ""), nil)
+	c.firstFrame(t)
+	if err := c.conn.WriteMessage(websocket.TextMessage, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := c.closed(t); code != websocket.CloseMessageTooBig {
+		t.Errorf("closed with %d, want %d", code, websocket.CloseMessageTooBig)
+	}
+	e.publish(t, 3, 0)
+	other.waitCurrent(t, e, 3)
 }
