@@ -304,7 +304,7 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("delivered %d frames, %.0f frames/s, %.1f frames/s per client\n",
 		frames, float64(frames)/elapsed.Seconds(), float64(frames)/elapsed.Seconds()/float64(o.clients))
 	how := "each charged its frame's oldest event's, an upper bound"
-	if exactLatency || o.receiver != "" {
+	if exactLatency {
 		how = "each timed on its own"
 	}
 	fmt.Printf("latency from accept to receipt, every event at every client (%s): p50 %v p99 %v max %v (%d samples)\n", how,
@@ -477,47 +477,54 @@ func (c *client) read(lat *histogram, first chan<- error) {
 	}
 }
 
-// record notes the latency of every event in frame data: by the accept
-// times of their sequences when the bench published them itself, else by
-// the stream timestamps in the frame.
+// record notes the latency of every event in frame data: from the accept
+// times of their sequences when the bench published them itself, else
+// from the stream timestamps in the frame (stored just before the
+// receiver answers).
 func (c *client) record(data []byte, now time.Time) {
-	if ackTimes != nil {
+	last, ok := seqAfter(data, 0)
+	if !ok {
+		return
+	}
+	i := bytes.Index(data, []byte(`"events":[`))
+	if i < 0 {
+		return
+	}
+	first, ok := seqAfter(data, i)
+	if !ok || first > last {
+		return // no events
+	}
+	switch {
+	case ackTimes != nil && exactLatency:
+		for s := first; s <= last; s++ {
+			c.add(sinceAck(s, now))
+		}
+	case ackTimes != nil:
 		// Every event of the frame is charged the latency of its oldest
 		// one: an upper bound that costs one lookup per frame, which keeps
 		// 10,000 load clients cheap.
-		last, ok := seqAfter(data, 0)
-		if !ok {
-			return
-		}
-		i := bytes.Index(data, []byte(`"events":[`))
-		if i < 0 {
-			return
-		}
-		first, ok := seqAfter(data, i)
-		if !ok || first > last {
-			return // no events
-		}
-		if exactLatency {
-			for s := first; s <= last; s++ {
-				c.add(sinceAck(s, now))
-			}
-			return
-		}
 		c.addN(sinceAck(first, now), uint32(last-first+1))
-		return
-	}
-	for rest := data; ; {
-		i := bytes.Index(rest, timeKey)
-		if i < 0 {
-			return
-		}
-		rest = rest[i+len(timeKey):]
-		j := bytes.IndexByte(rest, '"')
-		if j < 0 {
-			return
-		}
-		if ts, err := time.Parse(time.RFC3339Nano, string(rest[:j])); err == nil {
-			c.add(now.Sub(ts))
+	default:
+		// Posting to a receiver gives no sequences: time events by the
+		// stream's timestamps in the frame, all of them or the oldest.
+		n := uint32(last - first + 1)
+		for rest := data[i:]; ; {
+			j := bytes.Index(rest, timeKey)
+			if j < 0 {
+				return
+			}
+			rest = rest[j+len(timeKey):]
+			k := bytes.IndexByte(rest, '"')
+			if k < 0 {
+				return
+			}
+			if ts, err := time.Parse(time.RFC3339Nano, string(rest[:k])); err == nil {
+				if !exactLatency {
+					c.addN(now.Sub(ts), n)
+					return
+				}
+				c.add(now.Sub(ts))
+			}
 		}
 	}
 }
