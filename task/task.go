@@ -60,7 +60,7 @@ func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
 
 // Validate checks the values of a task whose fields are all present.
 func (t Task) Validate() error {
-	if !isUUID(t.BatchID) {
+	if !IsUUID(t.BatchID) {
 		return &FieldError{Field: "batchid", Problem: "must be a UUID like 6ba7b810-9dad-11d1-80b4-00c04fd430c8"}
 	}
 	if t.ID < 0 || t.ID > MaxID {
@@ -108,7 +108,9 @@ func (t Task) AppendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-func isUUID(s string) bool {
+// IsUUID reports whether s has the shape of a UUID: 36 characters, hex
+// digits with dashes at 8, 13, 18 and 23. Batch ids must.
+func IsUUID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}
