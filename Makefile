@@ -52,8 +52,9 @@ bench: wasm ## Go benchmarks of every module
 bench-receiver: hey ## hey against the receiver and against a bare fasthttp handler, same run, with the ratio
 	$(GO) run ./receiver/cmd/loadtest bench
 
-bench-relay: ## WebSocket fan-out load: frames/s, latency, memory per connection
-	$(GO) run ./relay/cmd/relaybench
+bench-relay: ## WebSocket fan-out load: frames/s, latency, memory per connection, at 1,000 and 10,000 clients
+	$(GO) run ./relay/cmd/relaybench -clients 1000 -rate 2000 -duration 10s -exact-latency
+	HOOKPIPE_RELAY_MAX_UPDATE_EVENTS=20 $(GO) run ./relay/cmd/relaybench -clients 10000 -rate 2000 -duration 10s
 
 bench-dashboard: wasm ## cold and warm load of the PWA in headless Chromium, and the page's Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./dashboard/internal/board ./dashboard/internal/chart ./dashboard/internal/ui

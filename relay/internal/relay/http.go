@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hookpipe/hookpipe/task"
 	"net/http"
 	"strconv"
 
@@ -37,7 +38,7 @@ func (s *Server) listBatches(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !validBatchID(id) {
+	if !task.IsUUID(id) {
 		writeError(w, http.StatusBadRequest, "batch id must be a UUID")
 		return
 	}
@@ -51,28 +52,6 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, b)
 	}
-}
-
-// validBatchID accepts the shape of a UUID: 36 characters of hex digits
-// and dashes.
-func validBatchID(id string) bool {
-	if len(id) != 36 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
