@@ -1,5 +1,7 @@
 package task
 
+import "errors"
+
 // NATS names. The stream holds every accepted task on a subject per
 // priority, so a consumer can subscribe to the urgent ones alone.
 const (
@@ -57,11 +59,17 @@ func (k Keys) Batches() string { return k.base() + "batches" }
 // the task is counted and SeenPublished once the stream has it too.
 func (k Keys) Seen(webhookID string) string { return k.base() + "seen:" + webhookID }
 
-// States of a Seen key.
+// States of a Seen key. The key's value is the state followed by a
+// fingerprint of the task, so that an id reused for another task is told
+// from a retry of the same one.
 const (
 	SeenCounted   = "c"
 	SeenPublished = "p"
 )
+
+// ErrIDReused is the answer to a delivery whose webhook-id was accepted
+// before for a different task (409): counting it would lose one of the two.
+var ErrIDReused = errors.New("webhook-id was already used for a different task")
 
 // BatchSizeField is the field of a Batch hash that holds the batch's size.
 const BatchSizeField = "size"

@@ -8,9 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookpipe/hookpipe/task"
@@ -25,22 +29,28 @@ import (
 // so that every key is declared and all share one cluster slot).
 // ARGV: now in ms, seen TTL in seconds, batches to keep in the zset, batch
 // TTL in seconds, then for each task: priority, batch id, batch size (0 for
-// unknown), and "1" when it has a seen key.
+// unknown), "1" when it has a seen key, and the task's fingerprint.
 //
-// It returns one string per task: "" when it counted the task, or the seen
-// key's state when the id was counted before: task.SeenCounted (not yet
-// known to be in the stream) or task.SeenPublished.
+// A seen key holds its state (task.SeenCounted or task.SeenPublished)
+// followed by the fingerprint of the task it was first counted for. The
+// script returns one string per task: "" when it counted the task, the
+// state when the id was counted before for the same task, or "x" when the
+// id was counted for a different task.
 var countScript = redis.NewScript(`
 local n = (#KEYS - 2) / 2
 local total, batches, order, ids, out = {}, {}, {}, {}, {}
 for i = 1, n do
   local bkey, skey = KEYS[2*i+1], KEYS[2*i+2]
-  local a = 4 + (i-1)*4
-  local prio, bid, size, hasid = ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4]
+  local a = 4 + (i-1)*5
+  local prio, bid, size, hasid, fp = ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4], ARGV[a+5]
   local state = false
   if hasid == '1' then
-    state = redis.call('GET', skey)
-    if not state then redis.call('SET', skey, '` + task.SeenCounted + `', 'EX', ARGV[2]) end
+    local v = redis.call('GET', skey)
+    if v then
+      if string.sub(v, 2) == fp then state = string.sub(v, 1, 1) else state = 'x' end
+    else
+      redis.call('SET', skey, '` + task.SeenCounted + `' .. fp, 'EX', ARGV[2])
+    end
   end
   if state then
     out[i] = state
@@ -74,6 +84,18 @@ if #order > 0 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[
 return out
 `)
 
+// uncountScript takes back one count of a task without an id whose
+// request failed after it was counted. KEYS: counts hash, batch hash.
+// ARGV: priority.
+var uncountScript = redis.NewScript(`
+redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
+return 1
+`)
+
+// conflict is what the script answers for an id reused for another task.
+const conflict = "x"
+
 // ErrUnavailable wraps every failure to reach Redis or to get an answer in
 // time: the caller should ask the sender to retry.
 var ErrUnavailable = errors.New("counter: redis unavailable")
@@ -99,6 +121,8 @@ type Options struct {
 	Pipelines int
 	// Timeout bounds one pipeline's round trip; default 2s.
 	Timeout time.Duration
+	// Log receives the rare lines the counter writes itself; default none.
+	Log *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -120,6 +144,9 @@ func (o *Options) setDefaults() {
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Second
 	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
 }
 
 // Counter runs count scripts and published marks against Redis, several
@@ -138,14 +165,25 @@ type opKind uint8
 const (
 	opCount opKind = iota
 	opMarkPublished
+	opUncount
+)
+
+// States of an op, so that a caller that gives up and the pipeline that
+// answers agree on who owns the op.
+const (
+	opWaiting int32 = iota
+	opAbandoned
+	opAnswered
 )
 
 type op struct {
-	kind opKind
-	keys []string // a count's batch and seen keys; a mark's seen key
-	args []any    // a count's priority, batch id, batch size, has-id flag
-	now  time.Time
-	done chan opResult
+	kind  opKind
+	state atomic.Int32
+	keys  []string // count: batch and seen keys; mark: seen key; uncount: batch key
+	args  []any    // count: priority, batch id, batch size, has-id flag, fingerprint; mark: value; uncount: priority
+	noID  bool     // a count whose webhook had no id
+	now   time.Time
+	done  chan opResult
 }
 
 type opResult struct {
@@ -165,7 +203,7 @@ func New(rdb redis.UniversalClient, opts Options) *Counter {
 		keep:     strconv.Itoa(opts.KeepBatches),
 	}
 	c.pool.New = func() any {
-		return &op{keys: make([]string, 0, 2), args: make([]any, 0, 4), done: make(chan opResult, 1)}
+		return &op{keys: make([]string, 0, 2), args: make([]any, 0, 5), done: make(chan opResult, 1)}
 	}
 	return c
 }
@@ -180,12 +218,21 @@ func (c *Counter) Run(ctx context.Context) error {
 	return nil
 }
 
-// Count deduplicates and counts t. id is the webhook id, "" when the
-// request had none (then it counts every time). It returns "" when t was
-// counted now, or the state recorded for id by an earlier delivery.
-func (c *Counter) Count(ctx context.Context, id string, t task.Task, now time.Time) (prev string, err error) {
-	o := c.pool.Get().(*op)
-	o.kind = opCount
+// Fingerprint identifies a task's content in its seen key, so that an id
+// reused for another task is told from a retry of the same one.
+func Fingerprint(encoded []byte) string {
+	h := fnv.New64a()
+	h.Write(encoded)
+	return strconv.FormatUint(h.Sum64(), 36)
+}
+
+// Count deduplicates and counts t, whose canonical encoding is encoded. id
+// is the webhook id, "" when the request had none (then it counts every
+// time). It returns "" when t was counted now, or the state recorded for id
+// by an earlier delivery of the same task; task.ErrIDReused when id was
+// counted for another task.
+func (c *Counter) Count(ctx context.Context, id string, t task.Task, encoded []byte, now time.Time) (prev string, err error) {
+	o := c.get(opCount)
 	k := c.opts.Keys
 	batch := k.Batch(t.BatchID)
 	hasID := "0"
@@ -193,21 +240,45 @@ func (c *Counter) Count(ctx context.Context, id string, t task.Task, now time.Ti
 	if id != "" {
 		hasID, seen = "1", k.Seen(id)
 	}
-	o.keys = append(o.keys[:0], batch, seen)
-	o.args = append(o.args[:0], t.Priority.String(), t.BatchID, t.BatchSize, hasID)
+	o.keys = append(o.keys, batch, seen)
+	o.args = append(o.args, t.Priority.String(), t.BatchID, t.BatchSize, hasID, Fingerprint(encoded))
+	o.noID = id == ""
 	o.now = now
-	return c.do(ctx, o)
+	prev, err = c.do(ctx, o)
+	if prev == conflict {
+		return "", task.ErrIDReused
+	}
+	return prev, err
 }
 
 // MarkPublished records that the stream holds the task of webhook id, so
 // that later deliveries of it are answered without publishing again.
-func (c *Counter) MarkPublished(ctx context.Context, id string) error {
-	o := c.pool.Get().(*op)
-	o.kind = opMarkPublished
-	o.keys = append(o.keys[:0], c.opts.Keys.Seen(id))
-	o.args = o.args[:0]
+func (c *Counter) MarkPublished(ctx context.Context, id string, encoded []byte) error {
+	o := c.get(opMarkPublished)
+	o.keys = append(o.keys, c.opts.Keys.Seen(id))
+	o.args = append(o.args, task.SeenPublished+Fingerprint(encoded))
 	_, err := c.do(ctx, o)
 	return err
+}
+
+// Uncount takes back the count of a task without a webhook id whose
+// request failed after Count: without an id the sender's retry counts it
+// again, so the failed attempt must leave nothing behind.
+func (c *Counter) Uncount(ctx context.Context, t task.Task) error {
+	o := c.get(opUncount)
+	o.keys = append(o.keys, c.opts.Keys.Batch(t.BatchID))
+	o.args = append(o.args, t.Priority.String())
+	_, err := c.do(ctx, o)
+	return err
+}
+
+func (c *Counter) get(kind opKind) *op {
+	o := c.pool.Get().(*op)
+	o.kind = kind
+	o.state.Store(opWaiting)
+	o.keys, o.args = o.keys[:0], o.args[:0]
+	o.noID = false
+	return o
 }
 
 func (c *Counter) do(ctx context.Context, o *op) (string, error) {
@@ -222,9 +293,14 @@ func (c *Counter) do(ctx context.Context, o *op) (string, error) {
 		c.pool.Put(o)
 		return r.state, r.err
 	case <-ctx.Done():
-		// The pipeline still owns o and will answer into its buffered
-		// channel; o is left to the garbage collector.
-		return "", fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		if o.state.CompareAndSwap(opWaiting, opAbandoned) {
+			// The pipeline owns o from now on: it skips it if it has not
+			// sent it yet, and takes back a count it made for nobody.
+			return "", fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		}
+		r := <-o.done // answered just now
+		c.pool.Put(o)
+		return r.state, r.err
 	}
 }
 
@@ -252,82 +328,128 @@ func (c *Counter) loop(ctx context.Context) {
 	}
 }
 
-// exec runs one batch. An op belongs to its caller again as soon as its
-// result is sent (the caller may recycle it at once), so exec reads every
-// op before it sends the first result.
+// buffers are one pipeline loop's scratch slices, reused batch to batch.
+type buffers struct {
+	counts, others []*op
+	keys           []string
+	args           []any
+	cmds           []redis.Cmder
+}
+
+// exec runs one batch. An answered op belongs to its caller again, who may
+// recycle it at once, so exec reads every op before it answers the first,
+// and touches an op after that only when its caller abandoned it.
 func (c *Counter) exec(ctx context.Context, batch []*op, b *buffers) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.Timeout)
 	defer cancel()
 	k := c.opts.Keys
-	b.counts, b.marks, b.markKeys = b.counts[:0], b.marks[:0], b.markKeys[:0]
+	b.counts, b.others = b.counts[:0], b.others[:0]
 	b.keys = append(b.keys[:0], k.Counts(), k.Batches())
 	b.args = b.args[:0]
 	for _, o := range batch {
-		switch o.kind {
-		case opCount:
+		if o.state.Load() == opAbandoned {
+			continue // its caller has gone: nothing to do for nobody
+		}
+		if o.kind == opCount {
 			if len(b.counts) == 0 {
 				b.args = append(b.args, o.now.UnixMilli(), c.seenTTL, c.keep, c.batchTTL)
 			}
-			b.counts = append(b.counts, o.done)
+			b.counts = append(b.counts, o)
 			b.keys = append(b.keys, o.keys...)
 			b.args = append(b.args, o.args...)
-		case opMarkPublished:
-			b.marks = append(b.marks, o.done)
-			b.markKeys = append(b.markKeys, o.keys[0])
+		} else {
+			b.others = append(b.others, o)
 		}
 	}
+	uncountKeys := func(o *op) []string { return []string{k.Counts(), o.keys[0]} }
 	var script *redis.Cmd
-	run := func(useSHA bool) {
-		b.cmds = b.cmds[:0]
-		pipe := c.rdb.Pipeline()
-		if len(b.counts) > 0 {
-			if useSHA {
-				script = countScript.EvalSha(ctx, pipe, b.keys, b.args...)
-			} else {
-				script = countScript.Eval(ctx, pipe, b.keys, b.args...)
+	pipe := c.rdb.Pipeline()
+	if len(b.counts) > 0 {
+		script = countScript.EvalSha(ctx, pipe, b.keys, b.args...)
+	}
+	b.cmds = b.cmds[:0]
+	for _, o := range b.others {
+		switch o.kind {
+		case opMarkPublished:
+			b.cmds = append(b.cmds, pipe.SetArgs(ctx, o.keys[0], o.args[0], redis.SetArgs{Mode: "XX", KeepTTL: true}))
+		case opUncount:
+			b.cmds = append(b.cmds, uncountScript.EvalSha(ctx, pipe, uncountKeys(o), o.args...))
+		}
+	}
+	pipe.Exec(ctx)
+	// Redis restarted or flushed its script cache: send the scripts that
+	// it did not know, and only those, which also caches them again.
+	if noScript(script) || slices.ContainsFunc(b.cmds, noScript) {
+		pipe = c.rdb.Pipeline()
+		if noScript(script) {
+			script = countScript.Eval(ctx, pipe, b.keys, b.args...)
+		}
+		for i, cmd := range b.cmds {
+			if noScript(cmd) {
+				b.cmds[i] = uncountScript.Eval(ctx, pipe, uncountKeys(b.others[i]), b.others[i].args...)
 			}
 		}
-		for _, key := range b.markKeys {
-			b.cmds = append(b.cmds, pipe.SetArgs(ctx, key, task.SeenPublished, redis.SetArgs{Mode: "XX", KeepTTL: true}))
-		}
 		pipe.Exec(ctx)
-	}
-	run(true)
-	if script != nil && script.Err() != nil && strings.HasPrefix(script.Err().Error(), "NOSCRIPT") {
-		// Redis restarted or flushed its script cache: send the script
-		// itself once, which also caches it again.
-		run(false)
 	}
 	if len(b.counts) > 0 {
 		states, err := script.StringSlice()
 		if err == nil && len(states) != len(b.counts) {
 			err = fmt.Errorf("count script returned %d states for %d tasks", len(states), len(b.counts))
 		}
-		for i, done := range b.counts {
+		for i, o := range b.counts {
 			var r opResult
 			if err != nil {
 				r.err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 			} else {
 				r.state = states[i]
 			}
-			done <- r
+			if !o.state.CompareAndSwap(opWaiting, opAnswered) && o.noID && r.err == nil && r.state == "" {
+				// Counted for a caller that gave up and answered 503: the
+				// sender will retry, and without an id the retry counts again.
+				c.takeBack(o)
+				continue
+			}
+			o.done <- r
 		}
 	}
-	for i, done := range b.marks {
+	for i, o := range b.others {
 		err := b.cmds[i].Err()
 		if err == redis.Nil {
 			err = nil // the key expired meanwhile: nothing to mark
 		} else if err != nil {
 			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-		done <- opResult{err: err}
+		if o.state.CompareAndSwap(opWaiting, opAnswered) {
+			o.done <- opResult{err: err}
+		}
 	}
 }
 
-// buffers are one pipeline loop's scratch slices, reused batch to batch.
-type buffers struct {
-	counts, marks  []chan opResult
-	keys, markKeys []string
-	args           []any
-	cmds           []redis.Cmder
+// takeBack queues an uncount for an abandoned count. It never blocks the
+// pipeline: with the queue full, the count stays and is logged.
+func (c *Counter) takeBack(abandoned *op) {
+	o := c.get(opUncount)
+	o.keys = append(o.keys, abandoned.keys[0])
+	o.args = append(o.args, abandoned.args[0])
+	select {
+	case c.ops <- o:
+		go func() {
+			// Nobody waits for this op; drain its answer and recycle it.
+			r := <-o.done
+			if r.err != nil {
+				c.opts.Log.Error("count of an abandoned request without webhook id could not be taken back", "err", r.err)
+			}
+			c.pool.Put(o)
+		}()
+	default:
+		c.opts.Log.Error("count of an abandoned request without webhook id could not be taken back: queue full")
+	}
+}
+
+func noScript(cmd redis.Cmder) bool {
+	if c, ok := cmd.(*redis.Cmd); cmd == nil || ok && c == nil {
+		return false
+	}
+	err := cmd.Err()
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }

@@ -2,7 +2,10 @@ package counter_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,14 +44,15 @@ func TestConcurrentCountsAndMarks(t *testing.T) {
 		wg.Go(func() {
 			for i := range each {
 				id := fmt.Sprintf("w%d-%d", w, i%(each/2)) // every id twice
-				tk := task.Task{BatchID: "0f8fad5b-d9cb-469f-a165-70867728950e", ID: int64(i), Owner: "o", Priority: task.Priorities[i%4]}
-				prev, err := c.Count(ctx, id, tk, time.Now())
+				tk := task.Task{BatchID: "0f8fad5b-d9cb-469f-a165-70867728950e", ID: int64(i % (each / 2)), Owner: "o", Priority: task.Priorities[i%4]}
+				body := tk.Encode()
+				prev, err := c.Count(ctx, id, tk, body, time.Now())
 				if err != nil {
 					errs <- err
 					return
 				}
 				if prev == "" {
-					if err := c.MarkPublished(ctx, id); err != nil {
+					if err := c.MarkPublished(ctx, id, body); err != nil {
 						errs <- err
 						return
 					}
@@ -81,4 +85,146 @@ func TestConcurrentCountsAndMarks(t *testing.T) {
 	if err != nil || ttl <= 0 {
 		t.Fatalf("seen key TTL %v, %v; want the dedupe TTL kept by the published mark", ttl, err)
 	}
+}
+
+func sum(t *testing.T, rdb *redis.Client, key string) int {
+	t.Helper()
+	m, err := rdb.HGetAll(context.Background(), key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for f, v := range m {
+		if f == task.BatchSizeField {
+			continue
+		}
+		var n int
+		fmt.Sscan(v, &n)
+		total += n
+	}
+	return total
+}
+
+var sample = task.Task{BatchID: "0f8fad5b-d9cb-469f-a165-70867728950e", ID: 1, Owner: "Ada", Priority: task.Major}
+
+func TestIDReusedForAnotherTask(t *testing.T) {
+	c, rdb, keys := newCounter(t)
+	ctx := context.Background()
+	if prev, err := c.Count(ctx, "msg_1", sample, sample.Encode(), time.Now()); err != nil || prev != "" {
+		t.Fatalf("first count: %q, %v", prev, err)
+	}
+	other := sample
+	other.Priority = task.Critical
+	if _, err := c.Count(ctx, "msg_1", other, other.Encode(), time.Now()); !errors.Is(err, task.ErrIDReused) {
+		t.Fatalf("same id, other task: %v, want ErrIDReused", err)
+	}
+	if prev, err := c.Count(ctx, "msg_1", sample, sample.Encode(), time.Now()); err != nil || prev != task.SeenCounted {
+		t.Fatalf("same id, same task: %q, %v; want %q", prev, err, task.SeenCounted)
+	}
+	if got := sum(t, rdb, keys.Counts()); got != 1 {
+		t.Fatalf("counted %d, want 1", got)
+	}
+}
+
+func TestUncount(t *testing.T) {
+	c, rdb, keys := newCounter(t)
+	ctx := context.Background()
+	for range 3 {
+		if _, err := c.Count(ctx, "", sample, sample.Encode(), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Uncount(ctx, sample); err != nil {
+		t.Fatal(err)
+	}
+	if got := sum(t, rdb, keys.Counts()); got != 2 {
+		t.Fatalf("total %d after 3 counts and 1 uncount, want 2", got)
+	}
+	if got := sum(t, rdb, keys.Batch(sample.BatchID)); got != 2 {
+		t.Fatalf("batch total %d, want 2", got)
+	}
+}
+
+// TestAbandonedCountIsTakenBack gives up on counts without an id while a
+// slow link to Redis holds them: those that Redis still ran are taken back,
+// so that the 503 the caller answered leaves nothing behind.
+func TestAbandonedCountIsTakenBack(t *testing.T) {
+	url, prefix := testenv.Redis(t)
+	opt, _ := redis.ParseURL(url)
+	opt.Addr = slowProxy(t, opt.Addr, 200*time.Millisecond)
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	keys := task.Keys{Prefix: prefix}
+	c := counter.New(rdb, counter.Options{Keys: keys})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+
+	for range 5 {
+		cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, err := c.Count(cctx, "", sample, sample.Encode(), time.Now())
+		ccancel()
+		if !errors.Is(err, counter.ErrUnavailable) {
+			t.Fatalf("count behind a 200ms link with a 20ms deadline: %v, want ErrUnavailable", err)
+		}
+	}
+	// One pipeline answers in order: once an operation queued after the
+	// abandoned counts is answered, Redis has run them all, and the take
+	// backs they caused were queued before it or run with it.
+	sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer scancel()
+	if err := c.MarkPublished(sctx, "msg_sentinel", nil); err != nil {
+		t.Fatal(err)
+	}
+	direct := redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(url, "redis://")})
+	defer direct.Close()
+	ran, _ := direct.HGetAll(context.Background(), keys.Batch(sample.BatchID)).Result()
+	testenv.Eventually(t, 5*time.Second, func() bool { return sum(t, direct, keys.Counts()) == 0 },
+		"abandoned counts still in Redis: %d", sum(t, direct, keys.Counts()))
+	if len(ran) == 0 {
+		t.Fatal("no abandoned count reached Redis; the test proves nothing")
+	}
+}
+
+// slowProxy forwards TCP connections to addr, holding every chunk for
+// delay, and returns its own address.
+func slowProxy(t *testing.T, addr string, delay time.Duration) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	pipe := func(dst, src net.Conn) {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				time.Sleep(delay)
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				dst.Close()
+				return
+			}
+		}
+	}
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", addr)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			go pipe(out, in)
+			go pipe(in, out)
+		}
+	}()
+	return l.Addr().String()
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hookpipe/hookpipe/receiver/internal/loadtest"
 	"github.com/hookpipe/hookpipe/receiver/internal/service"
@@ -67,6 +70,15 @@ func TestHeyCountsEqualRedis(t *testing.T) {
 	}
 	defer m.Close()
 	ctx := context.Background()
+	base := strings.TrimSuffix(m.URL(), m.Config.Path)
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		res, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	}, "receiver not ready")
 	res, err := loadtest.Hey(ctx, hey, m.URL(), 3000, 20, loadtest.Body)
 	if err != nil {
 		t.Fatal(err)

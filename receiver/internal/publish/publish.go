@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,12 +69,15 @@ type Publisher struct {
 	stream jetstream.StreamConfig
 	log    *slog.Logger
 	ready  atomic.Bool // the stream is known to exist
+	ensure sync.Mutex  // one stream check at a time, not one per request
 }
 
 // Connect connects to NATS at url. It returns at once even when NATS does
 // not answer yet: the connection keeps trying in the background, and
-// publishes fail with ErrUnavailable until it is up.
-func Connect(url string, stream StreamOptions, log *slog.Logger) (*Publisher, error) {
+// publishes fail with ErrUnavailable until it is up. timeout bounds every
+// wait on NATS: a write to a server that stopped reading, and an
+// acknowledgement that never comes.
+func Connect(url string, stream StreamOptions, timeout time.Duration, log *slog.Logger) (*Publisher, error) {
 	p := &Publisher{stream: stream.StreamConfig(), log: log}
 	nc, err := nats.Connect(url,
 		nats.Name("hookpipe-receiver"),
@@ -83,6 +87,12 @@ func Connect(url string, stream StreamOptions, log *slog.Logger) (*Publisher, er
 		// Publishing while disconnected must fail at once rather than sit
 		// in a buffer that may or may not be flushed after the reply.
 		nats.ReconnectBufSize(-1),
+		// A server that stops reading must not hold every request behind
+		// the connection's write lock for nats.go's default minute, and a
+		// silent one is noticed within seconds rather than minutes.
+		nats.FlusherTimeout(timeout),
+		nats.PingInterval(5*time.Second),
+		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "err", err)
@@ -96,7 +106,9 @@ func Connect(url string, stream StreamOptions, log *slog.Logger) (*Publisher, er
 	if err != nil {
 		return nil, fmt.Errorf("publish: connect %s: %w", url, err)
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	// Without a timeout, a future whose acknowledgement is lost stays
+	// pending until the next reconnect; enough of them stall every publish.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384), jetstream.WithPublishAsyncTimeout(timeout))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("publish: jetstream: %w", err)
@@ -105,10 +117,26 @@ func Connect(url string, stream StreamOptions, log *slog.Logger) (*Publisher, er
 	return p, nil
 }
 
-// EnsureStream creates the stream, or updates its limits to the configured
-// ones.
+// EnsureStream creates the stream when it does not exist. An existing
+// stream is left as it is: its limits and replicas may have been set by an
+// operator, or by another receiver with other flags.
 func (p *Publisher) EnsureStream(ctx context.Context) error {
-	if _, err := p.js.CreateOrUpdateStream(ctx, p.stream); err != nil {
+	p.ensure.Lock()
+	defer p.ensure.Unlock()
+	if p.ready.Load() {
+		return nil
+	}
+	_, err := p.js.Stream(ctx, p.stream.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = p.js.CreateStream(ctx, p.stream)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			err = nil // created meanwhile by a relay or another receiver
+		} else if err == nil {
+			p.log.Info("created stream", "stream", p.stream.Name, "subjects", p.stream.Subjects,
+				"max_age", p.stream.MaxAge, "max_bytes", p.stream.MaxBytes, "duplicates", p.stream.Duplicates)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("publish: stream %s: %w", p.stream.Name, err)
 	}
 	p.ready.Store(true)
@@ -161,12 +189,24 @@ func (p *Publisher) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close waits for outstanding acknowledgements, up to ctx's deadline, and
-// drains the connection.
+// Close waits for outstanding acknowledgements and drains the connection,
+// both within ctx's deadline.
 func (p *Publisher) Close(ctx context.Context) error {
 	select {
 	case <-p.js.PublishAsyncComplete():
 	case <-ctx.Done():
 	}
-	return p.nc.Drain()
+	closed := make(chan struct{})
+	p.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := p.nc.Drain(); err != nil {
+		p.nc.Close()
+		return fmt.Errorf("publish: drain: %w", err)
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-ctx.Done():
+		p.nc.Close()
+		return fmt.Errorf("publish: drain: %w", ctx.Err())
+	}
 }

@@ -55,7 +55,9 @@ type Config struct {
 	// StreamMaxBytes bounds the stream; default 1 GiB. HOOKPIPE_STREAM_MAX_BYTES.
 	StreamMaxBytes int64
 	// DuplicateWindow is how long the stream drops a repeated message id;
-	// default 10m. HOOKPIPE_DUPLICATE_WINDOW.
+	// default 10m. A retry whose earlier publish landed unacknowledged is
+	// kept out of the stream only within it, so it must be wider than the
+	// senders' retry schedules. HOOKPIPE_DUPLICATE_WINDOW.
 	DuplicateWindow time.Duration
 	// StreamReplicas is the stream's number of copies in a NATS cluster;
 	// default 1. HOOKPIPE_STREAM_REPLICAS.
@@ -119,6 +121,10 @@ func (c *Config) Validate() error {
 		return errors.New("receiver: every duration must be positive (dedupe TTL at least 1s)")
 	case c.DuplicateWindow > c.StreamMaxAge:
 		return errors.New("receiver: --duplicate-window must not exceed --stream-max-age")
+	case c.DedupeTTL < c.DuplicateWindow:
+		// Past the dedupe TTL a retry is counted again while the stream
+		// would still drop it.
+		return errors.New("receiver: --dedupe-ttl must be at least --duplicate-window")
 	case c.StreamReplicas < 1 || c.StreamReplicas > 5:
 		return fmt.Errorf("receiver: --stream-replicas %d must be 1 to 5", c.StreamReplicas)
 	case c.Concurrency < 1:

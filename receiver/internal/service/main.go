@@ -101,7 +101,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	m.pub, err = publish.Connect(c.NATSURL, publish.StreamOptions{
 		MaxAge: c.StreamMaxAge, MaxBytes: c.StreamMaxBytes, Duplicates: c.DuplicateWindow, Replicas: c.StreamReplicas,
-	}, m.Log)
+	}, c.Timeout, m.Log)
 	if err != nil {
 		m.rdb.Close()
 		return fmt.Errorf("receiver: %w", err)
@@ -117,7 +117,7 @@ func (m *Main) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
 	cnt := counter.New(m.rdb, counter.Options{
-		Keys: task.Keys{Prefix: c.KeyPrefix}, SeenTTL: c.DedupeTTL, Timeout: c.Timeout,
+		Keys: task.Keys{Prefix: c.KeyPrefix}, SeenTTL: c.DedupeTTL, Timeout: c.Timeout, Log: m.Log,
 	})
 	m.wg.Go(func() { cnt.Run(runCtx) })
 	m.wg.Go(func() { m.ensureStream(runCtx) })
@@ -150,6 +150,9 @@ func (m *Main) Run(ctx context.Context) error {
 		NoDefaultServerHeader: false,
 		NoDefaultDate:         true,
 		CloseOnShutdown:       true,
+		// Connection errors (a client gone, a body over the limit) are
+		// answered or counted already; fasthttp's own lines go to debug.
+		Logger: fasthttpLogger{m.Log},
 	}
 	m.wg.Go(func() {
 		if err := m.srv.Serve(m.ln); err != nil {
@@ -211,6 +214,12 @@ func (m *Main) Close() error {
 	m.wg.Wait()
 	errRedis := m.rdb.Close()
 	return errors.Join(errSrv, errPub, errRedis)
+}
+
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, v ...any) {
+	l.log.Debug("http: " + fmt.Sprintf(format, v...))
 }
 
 type redisLogger struct{ log *slog.Logger }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookpipe/hookpipe/task"
@@ -18,12 +19,15 @@ import (
 
 // Counter deduplicates and counts tasks.
 type Counter interface {
-	// Count counts t unless id was counted before; it returns "" when it
-	// counted, else the state recorded for id (task.SeenCounted or
-	// task.SeenPublished).
-	Count(ctx context.Context, id string, t task.Task, now time.Time) (prev string, err error)
+	// Count counts t, whose canonical encoding is encoded, unless id was
+	// counted before; it returns "" when it counted, else the state
+	// recorded for id (task.SeenCounted or task.SeenPublished), or
+	// task.ErrIDReused when id was counted for another task.
+	Count(ctx context.Context, id string, t task.Task, encoded []byte, now time.Time) (prev string, err error)
 	// MarkPublished records that the stream holds the task of id.
-	MarkPublished(ctx context.Context, id string) error
+	MarkPublished(ctx context.Context, id string, encoded []byte) error
+	// Uncount takes back a count of a task without an id.
+	Uncount(ctx context.Context, t task.Task) error
 }
 
 // Publisher stores tasks in the stream.
@@ -54,6 +58,10 @@ type Handler struct {
 	Log *slog.Logger
 	// Now returns the time; default time.Now. Tests move it.
 	Now func() time.Time
+
+	// Whether Redis and NATS failed last time, so that an outage is logged
+	// when it starts and when it ends rather than once per request.
+	redisDown, natsDown atomic.Bool
 }
 
 // Errors of the request itself. Each maps to one status in status().
@@ -65,6 +73,8 @@ var (
 	errBadID       = &task.FieldError{Field: task.HeaderID, Problem: "must be 1 to 256 printable ASCII characters"}
 	errRedis       = errors.New("could not record the task: redis unavailable, retry later")
 	errStream      = errors.New("could not publish the task: stream unavailable, retry later")
+	errTimeout     = errors.New("request not received in time")
+	errHeaders     = errors.New("request headers too large")
 )
 
 // maxIDLen bounds a webhook id, which becomes part of a Redis key and a NATS
@@ -158,13 +168,19 @@ func (h *Handler) ingest(ctx *fasthttp.RequestCtx) {
 	rctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
-	prev, err := h.Counter.Count(rctx, id, t, now)
+	data := t.AppendJSON(make([]byte, 0, 160))
+	prev, err := h.Counter.Count(rctx, id, t, data, now)
+	if errors.Is(err, task.ErrIDReused) {
+		h.fail(ctx, err)
+		return
+	}
 	if err != nil {
 		h.Metrics.RedisFailures.Add(1)
-		h.Log.Warn("count failed", "err", err)
+		h.down(&h.redisDown, "redis", err)
 		h.fail(ctx, errRedis)
 		return
 	}
+	h.up(&h.redisDown, "redis")
 	if prev == task.SeenPublished {
 		h.Metrics.Duplicates.Add(1)
 		h.json(ctx, fasthttp.StatusOK, bodyDuplicate)
@@ -173,19 +189,28 @@ func (h *Handler) ingest(ctx *fasthttp.RequestCtx) {
 	// New, or counted by an earlier delivery whose publish was not
 	// acknowledged: publish (again). The stream drops the copy if the
 	// earlier publish did land after all.
-	data := t.AppendJSON(make([]byte, 0, 160))
 	if err := h.Publisher.Publish(rctx, id, t.Priority.Subject(), data); err != nil {
 		h.Metrics.PublishFailures.Add(1)
-		h.Log.Warn("publish failed", "err", err)
+		h.down(&h.natsDown, "nats", err)
+		if id == "" && prev == "" {
+			// Without an id the retry counts again: take this count back,
+			// so that the 503 leaves nothing behind.
+			uctx, cancel := context.WithTimeout(context.Background(), timeout)
+			if err := h.Counter.Uncount(uctx, t); err != nil {
+				h.Log.Error("count of a failed request without webhook-id could not be taken back", "err", err)
+			}
+			cancel()
+		}
 		h.fail(ctx, errStream)
 		return
 	}
+	h.up(&h.natsDown, "nats")
 	if id != "" {
-		if err := h.Counter.MarkPublished(rctx, id); err != nil {
+		if err := h.Counter.MarkPublished(rctx, id, data); err != nil {
 			// Counted and published, but a later delivery of id could not
 			// tell: have the sender retry until the mark is recorded.
 			h.Metrics.RedisFailures.Add(1)
-			h.Log.Warn("mark published failed", "err", err)
+			h.down(&h.redisDown, "redis", err)
 			h.fail(ctx, errRedis)
 			return
 		}
@@ -197,6 +222,20 @@ func (h *Handler) ingest(ctx *fasthttp.RequestCtx) {
 	}
 	h.Metrics.Accepted.Add(1)
 	h.json(ctx, fasthttp.StatusOK, bodyAccepted)
+}
+
+// down logs the start of an outage of a dependency, once.
+func (h *Handler) down(flag *atomic.Bool, name string, err error) {
+	if !flag.Load() && flag.CompareAndSwap(false, true) {
+		h.Log.Warn(name+" unavailable: answering 503 until it recovers", "err", err)
+	}
+}
+
+// up logs the end of an outage of a dependency, once.
+func (h *Handler) up(flag *atomic.Bool, name string) {
+	if flag.Load() && flag.CompareAndSwap(true, false) {
+		h.Log.Info(name + " recovered")
+	}
 }
 
 func (h *Handler) readyz(ctx *fasthttp.RequestCtx) {
@@ -229,8 +268,14 @@ func status(err error) int {
 	case errors.Is(err, task.ErrNoSignature), errors.Is(err, task.ErrBadTimestamp),
 		errors.Is(err, task.ErrStale), errors.Is(err, task.ErrSignature):
 		return fasthttp.StatusUnauthorized
+	case errors.Is(err, task.ErrIDReused):
+		return fasthttp.StatusConflict
 	case errors.Is(err, errRedis), errors.Is(err, errStream):
 		return fasthttp.StatusServiceUnavailable
+	case errors.Is(err, errTimeout):
+		return fasthttp.StatusRequestTimeout
+	case errors.Is(err, errHeaders):
+		return fasthttp.StatusRequestHeaderFieldsTooLarge
 	}
 	return fasthttp.StatusInternalServerError
 }
@@ -269,13 +314,22 @@ func (h *Handler) json(ctx *fasthttp.RequestCtx, code int, body []byte) {
 // ErrorHandler answers requests fasthttp itself refused, such as bodies
 // over the size limit, with the same JSON errors as the handler.
 func (h *Handler) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		h.Metrics.observe(fasthttp.StatusRequestEntityTooLarge, 0)
-		h.fail(ctx, errTooLarge)
-		return
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		err = errTooLarge
+	case errors.As(err, &small):
+		err = errHeaders
+	default:
+		var te interface{ Timeout() bool }
+		if errors.As(err, &te) && te.Timeout() {
+			err = errTimeout
+		} else {
+			err = &task.FieldError{Problem: "malformed HTTP request"}
+		}
 	}
-	h.Metrics.observe(fasthttp.StatusBadRequest, 0)
-	h.fail(ctx, &task.FieldError{Problem: "malformed HTTP request"})
+	h.fail(ctx, err)
+	h.Metrics.observe(ctx.Response.StatusCode(), 0)
 }
 
 // isJSON reports whether a Content-Type header names JSON in UTF-8.
