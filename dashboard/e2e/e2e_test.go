@@ -24,8 +24,12 @@ import (
 
 const chromiumPath = "/usr/bin/chromium"
 
-// batchFile is the recorded batch the test replays.
-const batchFile = "testdata/batches/small.jsonl"
+// The recorded batches the test replays: the first with everything up,
+// the second while the relay is down.
+const (
+	batchFile = "testdata/batches/small.jsonl"
+	moreFile  = "testdata/batches/medium.jsonl"
+)
 
 // repoRoot returns the folder of go.work.
 func repoRoot(t testing.TB) string {
@@ -168,11 +172,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	waitFor(t, browser, 60*time.Second, "the dashboard to connect to the relay", func(v pageView) bool { return v.Conn == "live" })
 
-	replay := exec.Command(filepath.Join(binDir, "producer"), "replay", "--speed", "max", "--receiver-url", s.ReceiverURL, filepath.Join(root, batchFile))
-	replay.Env = append(os.Environ(), "REDIS_URL="+s.RedisURL)
-	if out, err := replay.CombinedOutput(); err != nil {
-		t.Fatalf("producer replay: %v\n%s", err, out)
-	}
+	replay(t, binDir, s.ReceiverURL, filepath.Join(root, batchFile))
 
 	v := waitFor(t, browser, 30*time.Second, "the bars to show the batch", func(v pageView) bool {
 		return v.Total == fmt.Sprint(want.Total())
@@ -197,6 +197,30 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
+	// Guarantee 3 across a relay restart: a batch sent while the relay is
+	// down shows once it is back, and the page matches Redis again.
+	if err := s.Stop("relay"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, browser, 30*time.Second, "the page to notice the relay is gone", func(v pageView) bool { return v.Conn != "live" })
+	more := readBatch(t, filepath.Join(root, moreFile))
+	for _, tk := range more {
+		want[tk.Priority.Index()]++
+	}
+	replay(t, binDir, s.ReceiverURL, filepath.Join(root, moreFile))
+	if err := s.Restart(ctx, "relay"); err != nil {
+		t.Fatal(err)
+	}
+	v = waitFor(t, browser, 60*time.Second, "the page to reconnect and show both batches", func(v pageView) bool {
+		return v.Conn == "live" && v.Total == fmt.Sprint(want.Total())
+	})
+	inRedis = redisCounts(t, s.RedisURL)
+	for _, p := range task.Priorities {
+		if got := v.Bars[p.String()]; got != want.Of(p) || got != inRedis.Of(p) {
+			t.Errorf("after the relay restart, bar %s shows %d; the batches have %d and Redis holds %d", p, got, want.Of(p), inRedis.Of(p))
+		}
+	}
+
 	shot := screenshotPath(t, root)
 	png, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
 	if err != nil {
@@ -207,8 +231,19 @@ func TestEndToEnd(t *testing.T) {
 	}
 	version, _ := exec.Command(chromiumPath, "--version").Output()
 	// Printed, not logged, so that make test shows it on success too.
-	fmt.Printf("e2e: %d tasks replayed through receiver, relay and dashboard in %s; bars %v equal Redis; screenshot %s\n",
-		len(batch), strings.TrimSpace(string(version)), v.Bars, shot)
+	fmt.Printf("e2e: %d tasks replayed through receiver, relay and dashboard in %s, %d of them while the relay was down; bars %v equal Redis; screenshot %s\n",
+		len(batch)+len(more), strings.TrimSpace(string(version)), len(more), v.Bars, shot)
+}
+
+// replay sends a recorded batch through the producer at full speed.
+func replay(t testing.TB, binDir, receiverURL, file string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "producer"), "replay", "--speed", "max", "--receiver-url", receiverURL, file)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("producer replay %s: %v\n%s", file, err, out)
+	}
 }
 
 // waitFor polls the page until cond holds.

@@ -18,9 +18,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,7 +80,9 @@ type Stack struct {
 	nats      *server.Server
 	mini      *miniredis.Miniredis
 	redisProc *exec.Cmd
+	mu        sync.Mutex // guards procs, which Restart changes
 	procs     []*proc
+	health    map[string]string // component -> health URL
 	done      chan struct{}
 	wg        sync.WaitGroup
 	stopOnce  sync.Once
@@ -191,7 +195,9 @@ func (s *Stack) start(ctx context.Context) error {
 		{"dashboard", []string{"--addr", addr(o.DashboardPort), "--web-dir", o.WebDir}, s.DashboardURL + "/healthz"},
 		{"producer", []string{"serve", "--addr", addr(o.ProducerPort)}, s.ProducerURL + "/healthz"},
 	}
+	s.health = make(map[string]string)
 	for _, c := range components {
+		s.health[c.name] = c.health
 		if err := s.spawn(c.name, c.args, env); err != nil {
 			return err
 		}
@@ -257,9 +263,10 @@ func (s *Stack) startRedis(ctx context.Context) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("stack: %w", err)
 		}
+		// Every write is on disk before the receiver answers 2xx.
 		cmd := exec.Command(bin, "--bind", o.Host, "--port", strconv.Itoa(port),
-			"--dir", dir, "--appendonly", "yes", "--save", "", "--logfile", "redis.log")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			"--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", "redis.log")
+		cmd.SysProcAttr = childAttr()
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("stack: redis-server: %w", err)
 		}
@@ -303,9 +310,7 @@ func (s *Stack) spawn(name string, args, env []string) error {
 	cmd.Env = append(os.Environ(), env...)
 	w := &prefixWriter{name: name, out: s.opts.Out}
 	cmd.Stdout, cmd.Stderr = w, w
-	// Own process group: Ctrl-C reaches the stack, which stops the
-	// children in order, instead of reaching them all at once.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("stack: start %s: %w", name, err)
 	}
@@ -315,17 +320,14 @@ func (s *Stack) spawn(name string, args, env []string) error {
 		w.Flush()
 		close(p.done)
 	}()
+	s.mu.Lock()
 	s.procs = append(s.procs, p)
+	s.mu.Unlock()
 	return nil
 }
 
 func (s *Stack) waitHealthy(ctx context.Context, name, url string) error {
-	var p *proc
-	for _, q := range s.procs {
-		if q.name == name {
-			p = q
-		}
-	}
+	_, p := s.lookup(name)
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -349,10 +351,26 @@ func (s *Stack) waitHealthy(ctx context.Context, name, url string) error {
 	}
 }
 
-// Exited returns a channel that is closed when any component exits.
+// lookup returns the index and process of a component, or -1 and nil.
+func (s *Stack) lookup(name string) (int, *proc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, p := range s.procs {
+		if p.name == name {
+			return i, p
+		}
+	}
+	return -1, nil
+}
+
+// Exited returns a channel that receives the name of the first component
+// to exit.
 func (s *Stack) Exited() <-chan string {
 	ch := make(chan string, 1)
-	for _, p := range s.procs {
+	s.mu.Lock()
+	procs := slices.Clone(s.procs)
+	s.mu.Unlock()
+	for _, p := range procs {
 		go func() {
 			select {
 			case <-p.done:
@@ -369,40 +387,42 @@ func (s *Stack) Exited() <-chan string {
 
 // Stop stops one component with SIGTERM and waits for it to exit.
 func (s *Stack) Stop(name string) error {
-	for _, p := range s.procs {
-		if p.name == name {
-			return stopProc(p, 10*time.Second)
-		}
+	if _, p := s.lookup(name); p != nil {
+		return stopProc(p, 10*time.Second)
 	}
 	return fmt.Errorf("stack: no component %s", name)
 }
 
-// Restart starts a stopped component again with its original arguments.
+// Restart starts a stopped component again with its original arguments,
+// and waits until it is healthy.
 func (s *Stack) Restart(ctx context.Context, name string) error {
-	for i, p := range s.procs {
-		if p.name != name {
-			continue
-		}
-		select {
-		case <-p.done:
-		default:
-			return fmt.Errorf("stack: %s is still running", name)
-		}
-		old := p.cmd
-		cmd := exec.Command(old.Path, old.Args[1:]...)
-		cmd.Env, cmd.Stdout, cmd.Stderr, cmd.SysProcAttr = old.Env, old.Stdout, old.Stderr, old.SysProcAttr
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("stack: restart %s: %w", name, err)
-		}
-		np := &proc{name: name, cmd: cmd, done: make(chan struct{})}
-		go func() {
-			np.err = cmd.Wait()
-			close(np.done)
-		}()
-		s.procs[i] = np
-		return nil
+	i, p := s.lookup(name)
+	if p == nil {
+		return fmt.Errorf("stack: no component %s", name)
 	}
-	return fmt.Errorf("stack: no component %s", name)
+	select {
+	case <-p.done:
+	default:
+		return fmt.Errorf("stack: %s is still running", name)
+	}
+	old := p.cmd
+	cmd := exec.Command(old.Path, old.Args[1:]...)
+	cmd.Env, cmd.Stdout, cmd.Stderr, cmd.SysProcAttr = old.Env, old.Stdout, old.Stderr, old.SysProcAttr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("stack: restart %s: %w", name, err)
+	}
+	np := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		np.err = cmd.Wait()
+		if w, ok := cmd.Stdout.(*prefixWriter); ok {
+			w.Flush()
+		}
+		close(np.done)
+	}()
+	s.mu.Lock()
+	s.procs[i] = np
+	s.mu.Unlock()
+	return s.waitHealthy(ctx, name, s.health[name])
 }
 
 func stopProc(p *proc, grace time.Duration) error {
@@ -429,8 +449,11 @@ func (s *Stack) Close() error {
 	var errs []error
 	s.stopOnce.Do(func() {
 		close(s.done)
-		for i := len(s.procs) - 1; i >= 0; i-- {
-			if err := stopProc(s.procs[i], 15*time.Second); err != nil {
+		s.mu.Lock()
+		procs := slices.Clone(s.procs)
+		s.mu.Unlock()
+		for i := len(procs) - 1; i >= 0; i-- {
+			if err := stopProc(procs[i], 15*time.Second); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -450,19 +473,28 @@ func (s *Stack) Close() error {
 	return errors.Join(errs...)
 }
 
-func natsAnswers(url string) bool {
-	u := strings.TrimPrefix(url, "nats://")
-	if i := strings.LastIndex(u, "@"); i >= 0 {
-		u = u[i+1:]
+func natsAnswers(rawURL string) bool {
+	// The first server of a comma-separated list is enough to tell.
+	first, _, _ := strings.Cut(rawURL, ",")
+	if !strings.Contains(first, "://") {
+		first = "nats://" + first
 	}
-	if i := strings.Index(u, ","); i >= 0 {
-		u = u[:i]
+	u, err := url.Parse(first)
+	if err != nil || u.Hostname() == "" {
+		return false
 	}
-	c, err := net.DialTimeout("tcp", u, 500*time.Millisecond)
+	port := u.Port()
+	if port == "" {
+		port = "4222"
+	}
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(u.Hostname(), port), 500*time.Millisecond)
 	if err != nil {
 		return false
 	}
 	defer c.Close()
+	if u.Scheme == "tls" {
+		return true // a TLS server may wait for the handshake before it says anything
+	}
 	c.SetReadDeadline(time.Now().Add(time.Second))
 	line, err := bufio.NewReader(c).ReadString('\n')
 	return err == nil && strings.HasPrefix(line, "INFO ")
