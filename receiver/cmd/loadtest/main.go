@@ -22,6 +22,8 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hookpipe/hookpipe/receiver/internal/loadtest"
@@ -127,7 +129,7 @@ func bench(ctx context.Context, args []string) error {
 	// TASKS stream, in a process of its own as in production: embedded in
 	// this one, its heap would be scanned by the receiver's garbage
 	// collector.
-	natsURL, stopNATS, err := startNATSProcess(ctx)
+	natsURL, natsPID, stopNATS, err := startNATSProcess(ctx)
 	if err != nil {
 		return err
 	}
@@ -174,18 +176,22 @@ func bench(ctx context.Context, args []string) error {
 	}
 	var ratios []float64
 	for round := 1; round <= *rounds; round++ {
+		cpu0 := cpuNow(ctx, *redisURL, natsPID)
 		bare, err := loadtest.Hey(ctx, hey, bareURL, *n, *c, loadtest.Body)
 		if err != nil {
 			return err
 		}
+		cpu1 := cpuNow(ctx, *redisURL, natsPID)
 		before, err := loadtest.Counts(ctx, *redisURL, prefix)
 		if err != nil {
 			return err
 		}
+		cpu2 := cpuNow(ctx, *redisURL, natsPID)
 		recv, err := loadtest.Hey(ctx, hey, m.URL(), *n, *c, loadtest.Body)
 		if err != nil {
 			return err
 		}
+		cpu3 := cpuNow(ctx, *redisURL, natsPID)
 		after, err := loadtest.Counts(ctx, *redisURL, prefix)
 		if err != nil {
 			return err
@@ -193,7 +199,9 @@ func bench(ctx context.Context, args []string) error {
 		ratio := recv.PerSecond / bare.PerSecond
 		ratios = append(ratios, ratio)
 		fmt.Printf("round %d  bare fasthttp  %s\n", round, bare.Summary())
+		fmt.Printf("          CPU per request: %s\n", cpu1.sub(cpu0).perRequest(bare, *n))
 		fmt.Printf("round %d  receiver       %s\n", round, recv.Summary())
+		fmt.Printf("          CPU per request: %s\n", cpu3.sub(cpu2).perRequest(recv, *n))
 		added := after.Total() - before.Total()
 		fmt.Printf("round %d  ratio %.1f%%; Redis counted %d, hey saw %d answered 200\n\n", round, 100*ratio, added, recv.Statuses[200])
 		if added != int64(recv.Statuses[200]) {
@@ -250,25 +258,25 @@ func serveNATS(ctx context.Context, port, dir string) error {
 	return nil
 }
 
-func startNATSProcess(ctx context.Context) (url string, stop func(), err error) {
+func startNATSProcess(ctx context.Context) (url string, pid int, stop func(), err error) {
 	dir, err := os.MkdirTemp("", "hookpipe-bench-nats")
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	self, err := os.Executable()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	cmd := exec.CommandContext(ctx, self, natsServerCmd, strconv.Itoa(port), filepath.Join(dir, "js"))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	stop = func() {
 		cmd.Process.Signal(os.Interrupt)
@@ -279,11 +287,55 @@ func startNATSProcess(ctx context.Context) (url string, stop func(), err error) 
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
 			c.Close()
-			return url, stop, nil
+			return url, cmd.Process.Pid, stop, nil
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return "", nil, errors.New("nats server process did not start")
+			return "", 0, nil, errors.New("nats server process did not start")
 		}
 	}
+}
+
+// cpuTimes are the CPU times used so far by the processes of a run, hey's
+// aside (hey reports its own).
+type cpuTimes struct{ self, nats, redis time.Duration }
+
+func cpuNow(ctx context.Context, redisURL string, natsPID int) cpuTimes {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	t := cpuTimes{self: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+	// utime and stime, fields 14 and 15 of /proc/PID/stat, in clock ticks
+	// (100 a second on Linux).
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", natsPID)); err == nil {
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 {
+			f := strings.Fields(string(b)[i+2:])
+			if len(f) > 12 {
+				u, _ := strconv.ParseInt(f[11], 10, 64)
+				s, _ := strconv.ParseInt(f[12], 10, 64)
+				t.nats = time.Duration(u+s) * 10 * time.Millisecond
+			}
+		}
+	}
+	if opt, err := redis.ParseURL(redisURL); err == nil {
+		rdb := redis.NewClient(opt)
+		info, _ := rdb.Info(ctx, "cpu").Result()
+		rdb.Close()
+		for _, line := range strings.Split(info, "\n") {
+			k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+			if k == "used_cpu_sys" || k == "used_cpu_user" {
+				f, _ := strconv.ParseFloat(v, 64)
+				t.redis += time.Duration(f * float64(time.Second))
+			}
+		}
+	}
+	return t
+}
+
+func (a cpuTimes) sub(b cpuTimes) cpuTimes {
+	return cpuTimes{a.self - b.self, a.nats - b.nats, a.redis - b.redis}
+}
+
+func (a cpuTimes) perRequest(r loadtest.Result, n int) string {
+	per := func(d time.Duration) string { return fmt.Sprintf("%.1fµs", float64(d)/float64(n)/1e3) }
+	return fmt.Sprintf("hey %s, server process %s, NATS %s, Redis %s", per(r.CPU), per(a.self), per(a.nats), per(a.redis))
 }

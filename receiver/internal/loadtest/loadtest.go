@@ -40,6 +40,7 @@ type Result struct {
 	Statuses  map[int]int   // responses by HTTP status
 	Errors    int           // requests that got no response
 	Output    string        // hey's whole summary
+	CPU       time.Duration // CPU time hey itself used
 }
 
 // FindHey returns the path of the hey binary, on PATH or in GOPATH/bin.
@@ -69,7 +70,9 @@ func Hey(ctx context.Context, hey, url string, n, c int, body []byte) (Result, e
 	if err != nil {
 		return Result{Output: string(out)}, fmt.Errorf("loadtest: hey: %w: %s", err, out)
 	}
-	return Parse(string(out))
+	r, err := Parse(string(out))
+	r.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return r, err
 }
 
 var (
