@@ -130,6 +130,8 @@ type pageView struct {
 		Priority string `json:"priority"`
 		Text     string `json:"text"`
 	} `json:"items"`
+	Batches []string `json:"batches"` // the batch picker's options
+	Batch   string   `json:"batch"`   // the selected batch's details
 }
 
 const readPage = `(() => {
@@ -137,7 +139,9 @@ const readPage = `(() => {
 	const bars = {};
 	for (const b of document.querySelectorAll('rect.bar')) bars[b.dataset.priority] = Number(b.dataset.count);
 	const items = [...document.querySelectorAll('#messages li')].map(li => ({priority: li.dataset.priority, text: li.textContent}));
-	return {conn: c ? c.dataset.state : '', total: d ? d.dataset.total : '', bars, items};
+	const batches = [...document.querySelectorAll('#batch-select option')].map(o => o.textContent);
+	const b = document.querySelector('#batches');
+	return {conn: c ? c.dataset.state : '', total: d ? d.dataset.total : '', bars, items, batches, batch: b ? b.textContent : ''};
 })()`
 
 func TestEndToEnd(t *testing.T) {
@@ -196,6 +200,17 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("the message list lacks task %d of %s (%s)", tk.ID, tk.Owner, tk.Priority)
 		}
 	}
+
+	// The batch view lists the batch with its count, from Redis.
+	batchID := batch[0].BatchID
+	waitFor(t, browser, 10*time.Second, "the batch view to list the batch", func(v pageView) bool {
+		for _, o := range v.Batches {
+			if strings.HasPrefix(o, batchID[:8]) && strings.Contains(o, fmt.Sprintf("%d tasks", len(batch))) {
+				return true
+			}
+		}
+		return false
+	})
 
 	// Guarantee 3 across a relay restart: a batch sent while the relay is
 	// down shows once it is back, and the page matches Redis again.

@@ -27,6 +27,21 @@ type batchView struct {
 	err      string
 	loading  bool
 	listAge  int
+	listedAt time.Time // when the list was last asked for
+}
+
+// notice is told the batch of the newest event: a batch the list does not
+// have yet is fetched at once instead of at the next refresh, at most
+// twice a second.
+func (b *batchView) notice(ctx app.Context, batchID string) {
+	for i := range b.list {
+		if b.list[i].BatchID == batchID {
+			return
+		}
+	}
+	if time.Since(b.listedAt) >= 500*time.Millisecond {
+		b.fetchList(ctx)
+	}
 }
 
 // load fetches the list of recent batches.
@@ -40,6 +55,7 @@ func (b *batchView) fetchList(ctx app.Context) {
 		return
 	}
 	b.loading = true
+	b.listedAt = time.Now()
 	u := board.BatchesURL(b.base, batchListLimit)
 	ctx.Async(func() {
 		var list []task.BatchSummary

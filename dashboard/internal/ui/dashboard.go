@@ -220,6 +220,9 @@ func (d *Dashboard) apply(ctx app.Context, frames [][]byte) (rejected int) {
 			rejected++
 		}
 	}
+	if d.state.Len() > 0 {
+		d.batches.notice(ctx, d.state.Event(0).BatchID)
+	}
 	applied := now()
 	ctx.Defer(func(app.Context) {
 		t := now()
