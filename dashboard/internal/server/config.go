@@ -5,12 +5,13 @@ package server
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/hookpipe/hookpipe/task/envflag"
 )
 
 // Config is every setting of the dashboard server. Each field has a flag and
@@ -73,62 +74,15 @@ func (c *Config) Validate() error {
 // Parse fills c from args and the environment (looked up with getenv) over
 // its current values, then validates it. Usage and errors go to out.
 func (c *Config) Parse(args []string, getenv func(string) string, out io.Writer) error {
-	fs := flag.NewFlagSet("dashboard", flag.ContinueOnError)
-	fs.SetOutput(out)
-	var envs []string
-	bind := func(v flag.Value, name, env, usage string) {
-		fs.Var(v, name, usage+" ($"+env+")")
-		envs = append(envs, name, env)
-	}
-	bind(stringValue{&c.Addr}, "addr", "HOOKPIPE_DASHBOARD_ADDR", "listen address")
-	bind(stringValue{&c.WebDir}, "web-dir", "HOOKPIPE_WEB_DIR", "folder of app.wasm, app.wasm.br and app.wasm.gz (default: web if it holds app.wasm, else dashboard/web)")
-	bind(stringValue{&c.RelayURL}, "relay-url", "HOOKPIPE_RELAY_URL", "relay base URL for the page (default: the page's host on port 5002)")
-	bind(stringValue{&c.Version}, "version", "HOOKPIPE_DASHBOARD_VERSION", "page version (default: derived from the wasm and relay URL)")
-	bind(durationValue{&c.ShutdownTimeout}, "shutdown-timeout", "HOOKPIPE_SHUTDOWN_TIMEOUT", "deadline of a graceful shutdown")
-	bind(stringValue{&c.LogFormat}, "log-format", "HOOKPIPE_LOG_FORMAT", "log format: text or json")
-	fs.Usage = func() {
-		fmt.Fprintln(out, "Usage: dashboard [flags]\n\nServes the hookpipe dashboard, a go-app PWA that shows the relay's live counts.\nEvery flag can also be set by the environment variable in parentheses.\n\nFlags:")
-		fs.PrintDefaults()
-	}
-	for i := 0; i < len(envs); i += 2 {
-		if v := getenv(envs[i+1]); v != "" {
-			if err := fs.Set(envs[i], v); err != nil {
-				return fmt.Errorf("dashboard: $%s: %w", envs[i+1], err)
-			}
-		}
-	}
+	fs := envflag.New("dashboard", "Serves the hookpipe dashboard, a go-app PWA that shows the relay's live counts.", getenv, out)
+	fs.String(&c.Addr, "addr", "HOOKPIPE_DASHBOARD_ADDR", "listen address")
+	fs.String(&c.WebDir, "web-dir", "HOOKPIPE_WEB_DIR", "folder of app.wasm, app.wasm.br and app.wasm.gz (default: web if it holds app.wasm, else dashboard/web)")
+	fs.String(&c.RelayURL, "relay-url", "HOOKPIPE_RELAY_URL", "relay base URL for the page (default: the page's host on port 5002)")
+	fs.String(&c.Version, "version", "HOOKPIPE_DASHBOARD_VERSION", "page version (default: derived from the wasm and relay URL)")
+	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HOOKPIPE_SHUTDOWN_TIMEOUT", "deadline of a graceful shutdown")
+	fs.String(&c.LogFormat, "log-format", "HOOKPIPE_LOG_FORMAT", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("dashboard: unexpected argument %q", fs.Arg(0))
-	}
 	return c.Validate()
-}
-
-type stringValue struct{ p *string }
-
-func (v stringValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return *v.p
-}
-func (v stringValue) Set(s string) error { *v.p = s; return nil }
-
-type durationValue struct{ p *time.Duration }
-
-func (v durationValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return v.p.String()
-}
-func (v durationValue) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*v.p = d
-	return nil
 }

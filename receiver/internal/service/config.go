@@ -5,14 +5,13 @@ package service
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hookpipe/hookpipe/task"
+	"github.com/hookpipe/hookpipe/task/envflag"
 )
 
 // Config is every setting of the receiver. Each field has a flag and an
@@ -144,111 +143,30 @@ func (c *Config) Validate() error {
 // Parse fills c from args and the environment (looked up with getenv) over
 // its current values, then validates it. Usage and errors go to out.
 func (c *Config) Parse(args []string, getenv func(string) string, out io.Writer) error {
-	fs := flag.NewFlagSet("receiver", flag.ContinueOnError)
-	fs.SetOutput(out)
-	var envs []string
-	bind := func(v flag.Value, name, env, usage string) {
-		fs.Var(v, name, usage+" ($"+env+")")
-		envs = append(envs, name, env)
-	}
-	bind(stringValue{&c.Addr}, "addr", "HOOKPIPE_RECEIVER_ADDR", "listen address")
-	bind(stringValue{&c.Path}, "path", "HOOKPIPE_RECEIVER_PATH", "path webhooks are posted to")
-	bind(stringValue{&c.NATSURL}, "nats-url", "NATS_URL", "NATS server URL")
-	bind(stringValue{&c.RedisURL}, "redis-url", "REDIS_URL", "Redis server URL")
-	bind(stringValue{&c.KeyPrefix}, "key-prefix", "HOOKPIPE_KEY_PREFIX", "prefix of every Redis key")
-	bind(stringValue{&c.WebhookSecret}, "webhook-secret", "HOOKPIPE_WEBHOOK_SECRET", "signing secrets whsec_<base64>, space separated; empty accepts unsigned requests")
-	bind(durationValue{&c.Tolerance}, "webhook-tolerance", "HOOKPIPE_WEBHOOK_TOLERANCE", "largest accepted distance of a signed timestamp from now")
-	bind(intValue{&c.MaxBodySize}, "max-body-size", "HOOKPIPE_MAX_BODY_SIZE", "largest request body in bytes, else 413")
-	bind(durationValue{&c.Timeout}, "timeout", "HOOKPIPE_RECEIVER_TIMEOUT", "deadline for the Redis and NATS work of one request, else 503")
-	bind(durationValue{&c.RetryAfter}, "retry-after", "HOOKPIPE_RETRY_AFTER", "wait a 503 asks for")
-	bind(durationValue{&c.DedupeTTL}, "dedupe-ttl", "HOOKPIPE_DEDUPE_TTL", "how long a webhook id is remembered")
-	bind(durationValue{&c.StreamMaxAge}, "stream-max-age", "HOOKPIPE_STREAM_MAX_AGE", "age after which the stream drops events")
-	bind(int64Value{&c.StreamMaxBytes}, "stream-max-bytes", "HOOKPIPE_STREAM_MAX_BYTES", "size bound of the stream")
-	bind(durationValue{&c.DuplicateWindow}, "duplicate-window", "HOOKPIPE_DUPLICATE_WINDOW", "how long the stream drops a repeated message id")
-	bind(intValue{&c.StreamReplicas}, "stream-replicas", "HOOKPIPE_STREAM_REPLICAS", "copies of the stream in a NATS cluster")
-	bind(intValue{&c.Concurrency}, "concurrency", "HOOKPIPE_RECEIVER_CONCURRENCY", "most connections served at once")
-	bind(durationValue{&c.ReadTimeout}, "read-timeout", "HOOKPIPE_READ_TIMEOUT", "deadline for reading one request")
-	bind(durationValue{&c.IdleTimeout}, "idle-timeout", "HOOKPIPE_IDLE_TIMEOUT", "idle keep-alive connections are closed after this")
-	bind(durationValue{&c.ShutdownTimeout}, "shutdown-timeout", "HOOKPIPE_SHUTDOWN_TIMEOUT", "deadline of a graceful shutdown")
-	bind(stringValue{&c.LogFormat}, "log-format", "HOOKPIPE_LOG_FORMAT", "log format: text or json")
-	bind(stringValue{&c.LogLevel}, "log-level", "HOOKPIPE_LOG_LEVEL", "log level: debug, info, warn or error")
-	fs.Usage = func() {
-		fmt.Fprintln(out, "Usage: receiver [flags]\n\nTakes task webhooks, counts them in Redis and publishes them to NATS JetStream.\nEvery flag can also be set by the environment variable in parentheses.\n\nFlags:")
-		fs.PrintDefaults()
-	}
-	for i := 0; i < len(envs); i += 2 {
-		if v := getenv(envs[i+1]); v != "" {
-			if err := fs.Set(envs[i], v); err != nil {
-				return fmt.Errorf("receiver: $%s: %w", envs[i+1], err)
-			}
-		}
-	}
+	fs := envflag.New("receiver", "Takes task webhooks, counts them in Redis and publishes them to NATS JetStream.", getenv, out)
+	fs.String(&c.Addr, "addr", "HOOKPIPE_RECEIVER_ADDR", "listen address")
+	fs.String(&c.Path, "path", "HOOKPIPE_RECEIVER_PATH", "path webhooks are posted to")
+	fs.String(&c.NATSURL, "nats-url", "NATS_URL", "NATS server URL")
+	fs.String(&c.RedisURL, "redis-url", "REDIS_URL", "Redis server URL")
+	fs.String(&c.KeyPrefix, "key-prefix", "HOOKPIPE_KEY_PREFIX", "prefix of every Redis key")
+	fs.String(&c.WebhookSecret, "webhook-secret", "HOOKPIPE_WEBHOOK_SECRET", "signing secrets whsec_<base64>, space separated; empty accepts unsigned requests")
+	fs.Duration(&c.Tolerance, "webhook-tolerance", "HOOKPIPE_WEBHOOK_TOLERANCE", "largest accepted distance of a signed timestamp from now")
+	fs.Int(&c.MaxBodySize, "max-body-size", "HOOKPIPE_MAX_BODY_SIZE", "largest request body in bytes, else 413")
+	fs.Duration(&c.Timeout, "timeout", "HOOKPIPE_RECEIVER_TIMEOUT", "deadline for the Redis and NATS work of one request, else 503")
+	fs.Duration(&c.RetryAfter, "retry-after", "HOOKPIPE_RETRY_AFTER", "wait a 503 asks for")
+	fs.Duration(&c.DedupeTTL, "dedupe-ttl", "HOOKPIPE_DEDUPE_TTL", "how long a webhook id is remembered; at least --duplicate-window")
+	fs.Duration(&c.StreamMaxAge, "stream-max-age", "HOOKPIPE_STREAM_MAX_AGE", "age after which the stream drops events (when the receiver creates it)")
+	fs.Int64(&c.StreamMaxBytes, "stream-max-bytes", "HOOKPIPE_STREAM_MAX_BYTES", "size bound of the stream (when the receiver creates it)")
+	fs.Duration(&c.DuplicateWindow, "duplicate-window", "HOOKPIPE_DUPLICATE_WINDOW", "how long the stream drops a repeated message id; wider than senders' retry schedules")
+	fs.Int(&c.StreamReplicas, "stream-replicas", "HOOKPIPE_STREAM_REPLICAS", "copies of the stream in a NATS cluster (when the receiver creates it)")
+	fs.Int(&c.Concurrency, "concurrency", "HOOKPIPE_RECEIVER_CONCURRENCY", "most connections served at once")
+	fs.Duration(&c.ReadTimeout, "read-timeout", "HOOKPIPE_READ_TIMEOUT", "deadline for reading one request")
+	fs.Duration(&c.IdleTimeout, "idle-timeout", "HOOKPIPE_IDLE_TIMEOUT", "idle keep-alive connections are closed after this")
+	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HOOKPIPE_SHUTDOWN_TIMEOUT", "deadline of a graceful shutdown")
+	fs.String(&c.LogFormat, "log-format", "HOOKPIPE_LOG_FORMAT", "log format: text or json")
+	fs.String(&c.LogLevel, "log-level", "HOOKPIPE_LOG_LEVEL", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("receiver: unexpected argument %q", fs.Arg(0))
-	}
 	return c.Validate()
-}
-
-type stringValue struct{ p *string }
-
-func (v stringValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return *v.p
-}
-func (v stringValue) Set(s string) error { *v.p = s; return nil }
-
-type durationValue struct{ p *time.Duration }
-
-func (v durationValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return v.p.String()
-}
-func (v durationValue) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*v.p = d
-	return nil
-}
-
-type intValue struct{ p *int }
-
-func (v intValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return fmt.Sprint(*v.p)
-}
-func (v intValue) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return errors.New("not an integer")
-	}
-	*v.p = n
-	return nil
-}
-
-type int64Value struct{ p *int64 }
-
-func (v int64Value) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return fmt.Sprint(*v.p)
-}
-func (v int64Value) Set(s string) error {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return errors.New("not an integer")
-	}
-	*v.p = n
-	return nil
 }

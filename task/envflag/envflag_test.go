@@ -1,0 +1,87 @@
+package envflag_test
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookpipe/hookpipe/task/envflag"
+)
+
+type config struct {
+	Addr    string
+	Timeout time.Duration
+	Size    int
+	Bytes   int64
+}
+
+func parse(args []string, env map[string]string, out io.Writer) (config, error) {
+	c := config{Addr: ":1", Timeout: time.Second, Size: 10, Bytes: 1 << 20}
+	s := envflag.New("svc", "Does things.", func(k string) string { return env[k] }, out)
+	s.String(&c.Addr, "addr", "SVC_ADDR", "listen address")
+	s.Duration(&c.Timeout, "timeout", "SVC_TIMEOUT", "deadline")
+	s.Int(&c.Size, "size", "SVC_SIZE", "size")
+	s.Int64(&c.Bytes, "bytes", "SVC_BYTES", "bytes")
+	return c, s.Parse(args)
+}
+
+func TestPrecedence(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want config
+	}{
+		{"defaults", nil, nil, config{":1", time.Second, 10, 1 << 20}},
+		{"env over default", nil, map[string]string{"SVC_ADDR": ":2", "SVC_TIMEOUT": "3s", "SVC_SIZE": "4", "SVC_BYTES": "5"}, config{":2", 3 * time.Second, 4, 5}},
+		{"flag over env", []string{"--addr", ":9", "--size=7"}, map[string]string{"SVC_ADDR": ":2", "SVC_SIZE": "4"}, config{":9", time.Second, 7, 1 << 20}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parse(tt.args, tt.env, io.Discard)
+			if err != nil || got != tt.want {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		contains string
+	}{
+		{"bad env int", nil, map[string]string{"SVC_SIZE": "12abc"}, "$SVC_SIZE"},
+		{"bad env duration", nil, map[string]string{"SVC_TIMEOUT": "soon"}, "$SVC_TIMEOUT"},
+		{"bad flag", []string{"--bytes", "x"}, nil, "bytes"},
+		{"unknown flag", []string{"--nope"}, nil, "nope"},
+		{"positional", []string{"extra"}, nil, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parse(tt.args, tt.env, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.contains) {
+				t.Fatalf("got %v, want an error mentioning %q", err, tt.contains)
+			}
+		})
+	}
+}
+
+func TestHelpNamesEveryVariable(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parse([]string{"--help"}, map[string]string{"SVC_SIZE": "3"}, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("got %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"Usage: svc", "Does things.", "$SVC_ADDR", "$SVC_TIMEOUT", "$SVC_SIZE", "$SVC_BYTES", `(default ":1")`, "-timeout duration"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--help lacks %q:\n%s", want, out.String())
+		}
+	}
+}
