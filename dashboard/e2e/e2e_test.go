@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/hookpipe/hookpipe/dashboard/internal/browser"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,8 +22,6 @@ import (
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/redis/go-redis/v9"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 // The recorded batches the test replays: the first with everything up,
 // the second while the relay is down.
@@ -90,37 +89,6 @@ func readBatch(t testing.TB, path string) []task.Task {
 	return tasks
 }
 
-func newBrowser(t testing.TB) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("the end-to-end test needs chromium at %s: apt-get update && apt-get install -y chromium chromium-driver", chromiumPath)
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 960),
-	)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-func evalJS[T any](ctx context.Context, expr string) (T, error) {
-	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return chromedp.Run(tctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
-}
-
 // pageView is what the dashboard shows, read from its DOM.
 type pageView struct {
 	Conn  string           `json:"conn"`
@@ -170,15 +138,15 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}()
 
-	browser := newBrowser(t)
-	if err := chromedp.Do(browser, chromedp.Navigate(s.DashboardURL)); err != nil {
+	page := browser.New(t)
+	if err := chromedp.Do(page, chromedp.Navigate(s.DashboardURL)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, browser, 60*time.Second, "the dashboard to connect to the relay", func(v pageView) bool { return v.Conn == "live" })
+	waitFor(t, page, 60*time.Second, "the dashboard to connect to the relay", func(v pageView) bool { return v.Conn == "live" })
 
 	replay(t, binDir, s.ReceiverURL, filepath.Join(root, batchFile))
 
-	v := waitFor(t, browser, 30*time.Second, "the bars to show the batch", func(v pageView) bool {
+	v := waitFor(t, page, 30*time.Second, "the bars to show the batch", func(v pageView) bool {
 		return v.Total == fmt.Sprint(want.Total())
 	})
 	inRedis := redisCounts(t, s.RedisURL)
@@ -203,7 +171,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// The batch view lists the batch with its count, from Redis.
 	batchID := batch[0].BatchID
-	waitFor(t, browser, 10*time.Second, "the batch view to list the batch", func(v pageView) bool {
+	waitFor(t, page, 10*time.Second, "the batch view to list the batch", func(v pageView) bool {
 		for _, o := range v.Batches {
 			if strings.HasPrefix(o, batchID[:8]) && strings.Contains(o, fmt.Sprintf("%d tasks", len(batch))) {
 				return true
@@ -217,7 +185,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := s.Stop("relay"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, browser, 30*time.Second, "the page to notice the relay is gone", func(v pageView) bool { return v.Conn != "live" })
+	waitFor(t, page, 30*time.Second, "the page to notice the relay is gone", func(v pageView) bool { return v.Conn != "live" })
 	more := readBatch(t, filepath.Join(root, moreFile))
 	for _, tk := range more {
 		want[tk.Priority.Index()]++
@@ -226,7 +194,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := s.Restart(ctx, "relay"); err != nil {
 		t.Fatal(err)
 	}
-	v = waitFor(t, browser, 60*time.Second, "the page to reconnect and show both batches", func(v pageView) bool {
+	v = waitFor(t, page, 60*time.Second, "the page to reconnect and show both batches", func(v pageView) bool {
 		return v.Conn == "live" && v.Total == fmt.Sprint(want.Total())
 	})
 	inRedis = redisCounts(t, s.RedisURL)
@@ -237,14 +205,14 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	shot := screenshotPath(t, root)
-	png, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(page, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(shot, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	version, _ := exec.Command(chromiumPath, "--version").Output()
+	version, _ := exec.Command(browser.Path, "--version").Output()
 	// Printed, not logged, so that make test shows it on success too.
 	fmt.Printf("e2e: %d tasks replayed through receiver, relay and dashboard in %s, %d of them while the relay was down; bars %v equal Redis; screenshot %s\n",
 		len(batch)+len(more), strings.TrimSpace(string(version)), len(more), v.Bars, shot)
@@ -268,7 +236,7 @@ func waitFor(t testing.TB, ctx context.Context, d time.Duration, what string, co
 	var v pageView
 	var err error
 	for time.Now().Before(deadline) {
-		v, err = evalJS[pageView](ctx, readPage)
+		v, err = browser.Eval[pageView](ctx, readPage)
 		if err == nil && cond(v) {
 			return v
 		}

@@ -3,6 +3,7 @@ package pagetest
 import (
 	"context"
 	"fmt"
+	"github.com/hookpipe/hookpipe/dashboard/internal/browser"
 	"io"
 	"log/slog"
 	"os"
@@ -16,9 +17,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/hookpipe/hookpipe/dashboard/internal/server"
 )
-
-// chromiumPath is where Debian installs chromium.
-const chromiumPath = "/usr/bin/chromium"
 
 var (
 	webDirOnce sync.Once
@@ -73,32 +71,7 @@ func startDashboard(t testing.TB, relayURL string) (*server.Main, string) {
 
 // newBrowser starts a headless Chromium with a profile of its own, so that
 // no test sees another's service worker or cache.
-func newBrowser(t testing.TB) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("browser tests need chromium at %s: apt-get update && apt-get install -y chromium chromium-driver (%v)", chromiumPath, err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 900),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	// The first run starts the browser; it must not have a deadline.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
+func newBrowser(t testing.TB) context.Context { return browser.New(t) }
 
 // run runs actions with a deadline and fails the test on error.
 func run(t testing.TB, ctx context.Context, d time.Duration, actions ...chromedp.Action[chromedp.Void]) {
@@ -121,11 +94,7 @@ func eval[T any](t testing.TB, ctx context.Context, expr string) T {
 	return v
 }
 
-func tryEval[T any](ctx context.Context, expr string) (T, error) {
-	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return chromedp.Run(tctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
-}
+func tryEval[T any](ctx context.Context, expr string) (T, error) { return browser.Eval[T](ctx, expr) }
 
 // waitJS polls a JavaScript condition in the page until it is true, and
 // fails the test with msg and the page's state when it is not within d.
