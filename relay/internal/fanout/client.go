@@ -109,6 +109,12 @@ func (h *Hub) read(c *client) {
 	conn.SetPongHandler(func(string) error {
 		return conn.SetReadDeadline(time.Now().Add(h.cfg.PongTimeout))
 	})
+	// The writer answers a close frame, after the frame it may be writing,
+	// rather than gorilla from this goroutine: no frame follows the close.
+	conn.SetCloseHandler(func(code int, _ string) error {
+		c.close(code, "")
+		return nil
+	})
 	for {
 		if _, _, err := conn.NextReader(); err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
@@ -138,42 +144,73 @@ func (h *Hub) leave(c *client) {
 	}
 }
 
+// maxBatch bounds how many queued frames one write system call carries.
+const maxBatch = 64
+
 // write sends c's frames and pings until the client is closed or a write
-// fails. Frames are shared, prepared messages: no encoding happens here.
+// fails. Frames are shared, encoded once: no encoding happens here. A
+// writer that fell behind sends everything queued in one system call, so
+// catching up costs less than keeping up did. Frames go to the socket
+// directly: each write is whole (the socket serialises writes), and
+// gorilla itself writes only control frames, also whole, from the reader.
 func (h *Hub) write(c *client) {
-	ping := time.NewTicker(h.cfg.PingInterval)
 	defer func() {
-		ping.Stop()
 		c.conn.Close()
 		h.conns.Add(-1)
 		h.clientsWG.Done()
 	}()
+	nc := c.conn.NetConn()
+	var batch [maxBatch][]byte
+	iov := make([][]byte, 0, maxBatch)
+	var bufs net.Buffers
 	for {
+		var f *frame
 		select {
 		case <-c.done:
 			h.sayGoodbye(c)
 			return
 		case <-h.done:
 			c.close(task.CloseGoingAway, ReasonShutdown)
-		case f := <-c.queue:
-			if isClosed(c) {
-				continue
-			}
-			c.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
-			if err := c.conn.WritePreparedMessage(f.msg); err != nil {
-				c.close(0, "")
-				h.leave(c)
-				return
-			}
-			h.stats.framesSent.Add(1)
-			h.stats.bytesSent.Add(int64(f.size))
-		case <-ping.C:
-			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.cfg.WriteTimeout)); err != nil {
-				c.close(0, "")
-				h.leave(c)
-				return
-			}
+			continue
+		case f = <-c.queue:
 		}
+		if isClosed(c) {
+			continue
+		}
+		n, frames, bytes := 0, 0, 0
+		for {
+			batch[n] = f.data
+			n++
+			if !f.ping {
+				frames++
+				bytes += f.size
+			}
+			if n == maxBatch {
+				break
+			}
+			select {
+			case f = <-c.queue:
+				continue
+			default:
+			}
+			break
+		}
+		nc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+		var err error
+		if n == 1 {
+			_, err = nc.Write(batch[0])
+		} else {
+			bufs = append(iov, batch[:n]...) // WriteTo consumes bufs
+			_, err = bufs.WriteTo(nc)
+		}
+		clear(batch[:n])
+		if err != nil {
+			c.close(0, "")
+			h.leave(c)
+			return
+		}
+		h.stats.framesSent.Add(int64(frames))
+		h.stats.bytesSent.Add(int64(bytes))
 	}
 }
 

@@ -138,10 +138,30 @@ const (
 	ReasonReset    = "stream was recreated, reconnect for a snapshot"
 )
 
-// frame is one encoded message, shared by every client it is sent to.
+// frame is one encoded WebSocket frame, header included, shared read-only
+// by every client it is sent to. Writers hand these bytes to the socket as
+// they are, several queued frames in one system call.
 type frame struct {
-	msg  *websocket.PreparedMessage
-	size int
+	data []byte // the whole frame as it goes on the wire
+	size int    // payload bytes, for the metrics
+	ping bool   // a ping, not a message: not counted as a frame sent
+}
+
+// pingFrame is an empty ping, as a server sends it (unmasked).
+var pingFrame = &frame{data: []byte{0x80 | websocket.PingMessage, 0}, ping: true}
+
+// appendFrameHeader appends the header of one unmasked, final, uncompressed
+// server frame of the given opcode and payload length (RFC 6455, 5.2).
+func appendFrameHeader(b []byte, opcode int, n int) []byte {
+	b = append(b, 0x80|byte(opcode))
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xffff:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return append(b, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
 }
 
 // input is what the stream side hands the hub, in stream order.
@@ -305,6 +325,10 @@ func (h *Hub) SetCounts(c task.Counts) {
 func (h *Hub) Run(ctx context.Context, shutdown time.Duration) error {
 	tick := time.NewTicker(h.interval)
 	defer tick.Stop()
+	// One ticker pings every client, through its queue, rather than a
+	// timer in each writer: a writer then waits on its queue alone.
+	ping := time.NewTicker(h.cfg.PingInterval)
+	defer ping.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -333,6 +357,11 @@ func (h *Hub) Run(ctx context.Context, shutdown time.Duration) error {
 			h.join(c, time.Now())
 		case c := <-h.leaves:
 			h.drop(c)
+		case <-ping.C:
+			// A client whose queue is full is cut off by the next frame.
+			for c := range h.clients {
+				c.offer(pingFrame)
+			}
 		case now := <-tick.C:
 			before := h.interval
 			h.tick(now)
@@ -505,17 +534,19 @@ func (h *Hub) cached(slot *cachedFrame, since uint64, make func() *frame) *frame
 	return slot.f
 }
 
-// prepare encodes one frame for every client that will get it.
+// prepare encodes one frame for every client that will get it: the JSON
+// once, then a text frame around it, whose bytes every writer shares.
 func (h *Hub) prepare(typ task.FrameType, seq uint64, events [][]byte) *frame {
 	h.buf = appendFrame(h.buf[:0], typ, seq, &h.counts, events)
-	msg, err := websocket.NewPreparedMessage(websocket.TextMessage, h.buf)
-	if err != nil {
-		// Only compression can fail, and it is off.
-		panic("fanout: prepare frame: " + err.Error())
-	}
+	data := make([]byte, 0, maxFrameHeader+len(h.buf))
+	data = appendFrameHeader(data, websocket.TextMessage, len(h.buf))
+	data = append(data, h.buf...)
 	h.stats.built.Add(1)
-	return &frame{msg: msg, size: len(h.buf)}
+	return &frame{data: data, size: len(h.buf)}
 }
+
+// maxFrameHeader is the longest header of a server frame.
+const maxFrameHeader = 10
 
 func (h *Hub) drop(c *client) {
 	h.remove(c)
