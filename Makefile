@@ -21,8 +21,16 @@ help: ## list the targets
 build: wasm ## build every binary into bin/ and the dashboard's wasm
 	$(GO) build -o $(BIN)/ ./receiver ./relay ./producer ./dashboard ./dashboard/cmd/run-all
 
-wasm: ## build the dashboard's WebAssembly, pre-compressed
+wasm: $(WASM).br ## build the dashboard's WebAssembly, pre-compressed (only when its sources changed)
+
+# The wasm and its compressed copies are rebuilt only when a Go file of the
+# page or of the contract changed: brotli at its best level takes a minute.
+WASM_SRC := $(shell find dashboard task -name '*.go' -not -name '*_test.go') dashboard/go.mod task/go.mod
+
+$(WASM): $(WASM_SRC)
 	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags="-s -w" -o $(WASM) ./dashboard
+
+$(WASM).br: $(WASM)
 	$(GO) run ./dashboard/tools/compress $(WASM)
 
 run-all: build ## start the whole pipeline (NATS and Redis embedded when none answers)
