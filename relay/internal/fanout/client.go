@@ -7,35 +7,107 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/hookpipe/hookpipe/task"
 )
 
-// client is one WebSocket connection. The hub offers it frames; its writer
-// goroutine sends them; its reader goroutine takes pongs and close frames.
+// client is one WebSocket connection. The hub offers it frames, and writes
+// them itself while the socket takes them at once; when it does not (its
+// kernel buffer is full) the client's writer goroutine takes over and sends
+// what is pending, blocking, until it has caught up. Its reader goroutine
+// takes pongs and close frames.
 type client struct {
 	conn   *websocket.Conn
-	queue  chan *frame
+	raw    syscall.RawConn // nil when the socket cannot be written directly
+	wake   chan struct{}   // tells the writer it owns the socket
 	done   chan struct{}
 	once   sync.Once
 	code   int
 	reason string
 
+	mu       sync.Mutex
+	writing  bool     // the writer goroutine owns the socket
+	rest     []byte   // what the hub could not write of restFrame
+	restF    *frame   // the frame rest belongs to
+	pending  []*frame // frames waiting for the writer, oldest first
+	capacity int      // most frames pending before the client is too slow
+
 	resume bool
 	since  uint64
 	joined time.Time
+	idx    int // position in the hub's list
 }
 
-// offer queues f without waiting and reports whether there was room.
-func (c *client) offer(f *frame) bool {
-	select {
-	case c.queue <- f:
-		return true
-	default:
-		return false
+// offer sends f to c without waiting: at once when the socket takes it, or
+// by queueing it for the writer. It reports false when the queue is full
+// (the client is too slow), and whether c was a whole frame behind.
+func (c *client) offer(f *frame, st *sendStats) (ok, behind bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if isClosed(c) {
+		return true, false
 	}
+	if !c.writing && c.raw != nil {
+		n, err := writeNow(c.raw, f.data)
+		if n == len(f.data) {
+			st.add(f)
+			return true, false
+		}
+		if err != nil {
+			// A broken socket: the writer finds out, ends the connection and
+			// tells the hub.
+			n = 0
+		}
+		if n > 0 {
+			c.rest, c.restF = f.data[n:], f
+		} else {
+			c.pending = append(c.pending, f)
+		}
+		c.handOver()
+		return true, false
+	}
+	if len(c.pending) >= c.capacity {
+		return false, true
+	}
+	behind = len(c.pending) > 0
+	c.pending = append(c.pending, f)
+	if !c.writing {
+		c.handOver()
+	}
+	return true, behind
+}
+
+// handOver gives the socket to the writer goroutine; c.mu is held.
+func (c *client) handOver() {
+	c.writing = true
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sendStats counts what one goroutine sent, added to the hub's counters
+// once per fan-out rather than once per write.
+type sendStats struct {
+	frames, bytes int64
+}
+
+func (s *sendStats) add(f *frame) {
+	if !f.ping {
+		s.frames++
+		s.bytes += int64(f.size)
+	}
+}
+
+func (s *sendStats) flush(st *stats) {
+	if s.frames > 0 {
+		st.framesSent.Add(s.frames)
+		st.bytesSent.Add(s.bytes)
+	}
+	*s = sendStats{}
 }
 
 // close asks the writer to send a close frame with code and reason (none
@@ -73,7 +145,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tc, ok := conn.NetConn().(*net.TCPConn); ok && h.cfg.SendBuffer > 0 {
 		tc.SetWriteBuffer(h.cfg.SendBuffer)
 	}
-	c.queue = make(chan *frame, h.cfg.QueueSize)
+	if sc, ok := conn.NetConn().(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	c.capacity = h.cfg.QueueSize
+	c.wake = make(chan struct{}, 1)
 	c.done = make(chan struct{})
 	h.clientsWG.Add(1)
 	select {
@@ -144,15 +220,15 @@ func (h *Hub) leave(c *client) {
 	}
 }
 
-// maxBatch bounds how many queued frames one write system call carries.
+// maxBatch bounds how many pending frames one write system call carries.
 const maxBatch = 64
 
-// write sends c's frames and pings until the client is closed or a write
-// fails. Frames are shared, encoded once: no encoding happens here. A
-// writer that fell behind sends everything queued in one system call, so
-// catching up costs less than keeping up did. Frames go to the socket
-// directly: each write is whole (the socket serialises writes), and
-// gorilla itself writes only control frames, also whole, from the reader.
+// write sends what the hub could not write at once, until the client is
+// closed or a write fails. It sends everything pending in one system call,
+// so catching up costs less than keeping up did, and gives the socket back
+// to the hub once nothing is pending. Frames are shared and encoded once;
+// they go to the socket directly, each write whole (the socket serialises
+// writes, and gorilla itself writes only control frames, also whole).
 func (h *Hub) write(c *client) {
 	defer func() {
 		c.conn.Close()
@@ -160,57 +236,70 @@ func (h *Hub) write(c *client) {
 		h.clientsWG.Done()
 	}()
 	nc := c.conn.NetConn()
-	var batch [maxBatch][]byte
-	iov := make([][]byte, 0, maxBatch)
+	var batch [maxBatch + 1]*frame
+	iov := make([][]byte, 0, maxBatch+1)
 	var bufs net.Buffers
+	var st sendStats
 	for {
-		var f *frame
 		select {
 		case <-c.done:
+			// Keep the hub off the socket: nothing follows the close frame.
+			c.mu.Lock()
+			c.writing = true
+			c.mu.Unlock()
 			h.sayGoodbye(c)
 			return
 		case <-h.done:
 			c.close(task.CloseGoingAway, ReasonShutdown)
 			continue
-		case f = <-c.queue:
+		case <-c.wake:
 		}
-		if isClosed(c) {
-			continue
-		}
-		n, frames, bytes := 0, 0, 0
-		for {
-			batch[n] = f.data
-			n++
-			if !f.ping {
-				frames++
-				bytes += f.size
+		for !isClosed(c) {
+			c.mu.Lock()
+			iov = iov[:0]
+			n := 0
+			if c.rest != nil {
+				iov = append(iov, c.rest)
+				batch[n] = c.restF
+				n++
+				c.rest, c.restF = nil, nil
 			}
-			if n == maxBatch {
+			k := min(len(c.pending), maxBatch)
+			for _, f := range c.pending[:k] {
+				iov = append(iov, f.data)
+				batch[n] = f
+				n++
+			}
+			rest := copy(c.pending, c.pending[k:])
+			clear(c.pending[rest:])
+			c.pending = c.pending[:rest]
+			if n == 0 {
+				c.writing = false
+				c.mu.Unlock()
 				break
 			}
-			select {
-			case f = <-c.queue:
-				continue
-			default:
+			c.mu.Unlock()
+			nc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+			var err error
+			if n == 1 {
+				_, err = nc.Write(iov[0])
+			} else {
+				bufs = iov // WriteTo consumes bufs, not iov
+				_, err = bufs.WriteTo(nc)
 			}
-			break
+			if err != nil {
+				c.close(0, "")
+				h.leave(c)
+				return
+			}
+			// No deadline for the hub's writes, which never wait.
+			nc.SetWriteDeadline(time.Time{})
+			for i := range batch[:n] {
+				st.add(batch[i])
+				batch[i] = nil
+			}
+			st.flush(&h.stats)
 		}
-		nc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
-		var err error
-		if n == 1 {
-			_, err = nc.Write(batch[0])
-		} else {
-			bufs = append(iov, batch[:n]...) // WriteTo consumes bufs
-			_, err = bufs.WriteTo(nc)
-		}
-		clear(batch[:n])
-		if err != nil {
-			c.close(0, "")
-			h.leave(c)
-			return
-		}
-		h.stats.framesSent.Add(int64(frames))
-		h.stats.bytesSent.Add(int64(bytes))
 	}
 }
 

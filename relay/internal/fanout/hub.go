@@ -3,9 +3,10 @@
 //
 // One hub goroutine owns everything that changes: a ring of recent events,
 // the current counts and the set of clients. At most once per interval it
-// builds one update frame, encodes it once and offers the same bytes to the
-// bounded queue of every client; a client whose queue is full is too slow
-// and is cut off, so that it never holds the others back. Joins (snapshots
+// builds one update frame, encodes it once and writes the same bytes to
+// every client's socket without waiting; what a socket does not take goes
+// to the bounded queue of that client's writer, and a client whose queue is
+// full is too slow and is cut off, so that it never holds the others back. Joins (snapshots
 // and resumes) are served by the same goroutine between two frames, which is
 // what makes a resume exact: a client gets the events it missed up to the
 // last frame sent, and every later event comes in the next frame.
@@ -15,6 +16,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -206,6 +208,7 @@ type Hub struct {
 	countsVer   uint64
 	countsSent  uint64
 	clients     map[*client]struct{}
+	list        []*client // the clients again, for fan-out in parts
 	held        []*client
 	interval    time.Duration
 	lastTick    time.Time
@@ -359,9 +362,7 @@ func (h *Hub) Run(ctx context.Context, shutdown time.Duration) error {
 			h.drop(c)
 		case <-ping.C:
 			// A client whose queue is full is cut off by the next frame.
-			for c := range h.clients {
-				c.offer(pingFrame)
-			}
+			h.fanout(pingFrame)
 		case now := <-tick.C:
 			before := h.interval
 			h.tick(now)
@@ -416,6 +417,7 @@ func (h *Hub) restart() {
 		c.close(task.CloseTryAgainLater, ReasonReset)
 	}
 	h.clients = map[*client]struct{}{}
+	h.list = nil
 	h.stats.clients.Store(0)
 	h.snapCache, h.resumeCache = cachedFrame{}, cachedFrame{}
 	h.isLive.Store(false)
@@ -450,22 +452,11 @@ func (h *Hub) tick(now time.Time) {
 		}
 		f := h.prepare(task.FrameUpdate, h.seq, h.evbuf)
 		h.sent, h.countsSent = h.seq, h.countsVer
-		backlog := 0
-		for c := range h.clients {
-			if len(c.queue) > 1 {
-				backlog++
-			}
-			if !c.offer(f) {
-				h.stats.dropped.Add(1)
-				h.stats.slow.Add(1)
-				h.remove(c)
-				c.close(task.CloseTryAgainLater, ReasonSlow)
-			}
-		}
+		backlog := h.fanout(f)
 		if late {
-			backlog = len(h.clients)
+			backlog = len(h.list)
 		}
-		h.adapt(backlog, len(h.clients))
+		h.adapt(backlog, len(h.list))
 	}
 	if len(h.held) > 0 {
 		held := h.held
@@ -477,10 +468,12 @@ func (h *Hub) tick(now time.Time) {
 }
 
 // adapt widens the interval when many clients are a whole frame behind as
-// the next is made (two or more frames queued: their writers, and so the
-// CPU, cannot keep up) or the frame itself comes late, and narrows it again
-// as they drain. Wider intervals mean fewer, larger
-// frames: the same events and counts reach everyone with less work.
+// the next is made (two or more frames pending: their sockets, or the CPU,
+// cannot keep up) or the frame itself comes late, and narrows it again as
+// they drain. A fan-out that takes longer than the interval needs no rule
+// of its own: the hub makes the next frame only once it is done. Wider
+// intervals mean fewer, larger frames: the same events and counts reach
+// everyone with less work.
 func (h *Hub) adapt(backlog, clients int) {
 	if clients == 0 {
 		return
@@ -518,8 +511,12 @@ func (h *Hub) join(c *client, now time.Time) {
 		})
 		h.stats.snapshots.Add(1)
 	}
-	c.offer(f) // the queue is empty: this cannot fail
+	var st sendStats
+	c.offer(f, &st) // nothing is pending yet: this cannot fail
+	st.flush(&h.stats)
 	h.clients[c] = struct{}{}
+	c.idx = len(h.list)
+	h.list = append(h.list, c)
 	h.stats.clients.Store(int64(len(h.clients)))
 }
 
@@ -559,8 +556,64 @@ func (h *Hub) drop(c *client) {
 }
 
 func (h *Hub) remove(c *client) {
+	if _, ok := h.clients[c]; !ok {
+		return
+	}
 	delete(h.clients, c)
+	last := h.list[len(h.list)-1]
+	h.list[c.idx], last.idx = last, c.idx
+	h.list[len(h.list)-1] = nil
+	h.list = h.list[:len(h.list)-1]
 	h.stats.clients.Store(int64(len(h.clients)))
+}
+
+// fanoutPart is the fewest clients worth a goroutine of their own in a
+// fan-out.
+const fanoutPart = 256
+
+// fanout offers f to every client and returns how many were a whole frame
+// behind. The hub writes to the sockets itself, split over as many
+// goroutines as there are CPUs, and waits for them: a write that would
+// wait is left to that client's writer, so nobody waits for a slow client.
+// Clients whose queue is full are cut off.
+func (h *Hub) fanout(f *frame) (backlog int) {
+	parts := min(runtime.GOMAXPROCS(0), max(len(h.list)/fanoutPart, 1))
+	type result struct {
+		backlog int
+		slow    []*client
+	}
+	results := make([]result, parts)
+	part := func(i int) {
+		r := &results[i]
+		var st sendStats
+		lo, hi := len(h.list)*i/parts, len(h.list)*(i+1)/parts
+		for _, c := range h.list[lo:hi] {
+			ok, behind := c.offer(f, &st)
+			if behind {
+				r.backlog++
+			}
+			if !ok {
+				r.slow = append(r.slow, c)
+			}
+		}
+		st.flush(&h.stats)
+	}
+	var wg sync.WaitGroup
+	for i := 1; i < parts; i++ {
+		wg.Go(func() { part(i) })
+	}
+	part(0)
+	wg.Wait()
+	for _, r := range results {
+		backlog += r.backlog
+		for _, c := range r.slow {
+			h.stats.dropped.Add(1)
+			h.stats.slow.Add(1)
+			h.remove(c)
+			c.close(task.CloseTryAgainLater, ReasonSlow)
+		}
+	}
+	return backlog
 }
 
 func (h *Hub) stop(deadline time.Duration) {
@@ -583,6 +636,7 @@ func (h *Hub) stop(deadline time.Duration) {
 		break
 	}
 	h.clients = map[*client]struct{}{}
+	h.list = nil
 	h.held = nil
 	h.stats.clients.Store(0)
 	waited := make(chan struct{})
