@@ -569,15 +569,21 @@ func (h *Hub) remove(c *client) {
 
 // fanoutPart is the fewest clients worth a goroutine of their own in a
 // fan-out.
-const fanoutPart = 256
+const fanoutPart = 250
+
+// fanoutPartsPerCPU splits a fan-out into more parts than there are CPUs:
+// each write wakes a reader that often takes the CPU from the writing
+// thread, and a part whose thread was preempted holds back fewer clients
+// when the other CPUs can pick up the parts not started yet.
+const fanoutPartsPerCPU = 4
 
 // fanout offers f to every client and returns how many were a whole frame
-// behind. The hub writes to the sockets itself, split over as many
-// goroutines as there are CPUs, and waits for them: a write that would
+// behind. The hub writes to the sockets itself, split over a few
+// goroutines per CPU, and waits for them: a write that would
 // wait is left to that client's writer, so nobody waits for a slow client.
 // Clients whose queue is full are cut off.
 func (h *Hub) fanout(f *frame) (backlog int) {
-	parts := min(runtime.GOMAXPROCS(0), max(len(h.list)/fanoutPart, 1))
+	parts := min(fanoutPartsPerCPU*runtime.GOMAXPROCS(0), max(len(h.list)/fanoutPart, 1))
 	type result struct {
 		backlog int
 		slow    []*client
