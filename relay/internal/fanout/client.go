@@ -236,8 +236,10 @@ func (h *Hub) write(c *client) {
 		h.clientsWG.Done()
 	}()
 	nc := c.conn.NetConn()
-	var batch [maxBatch + 1]*frame
-	iov := make([][]byte, 0, maxBatch+1)
+	// Allocated when the socket first fills, which an idle or quick client
+	// never does: they would cost every connection over a KiB.
+	var batch []*frame
+	var iov [][]byte
 	var bufs net.Buffers
 	var st sendStats
 	for {
@@ -253,6 +255,10 @@ func (h *Hub) write(c *client) {
 			c.close(task.CloseGoingAway, ReasonShutdown)
 			continue
 		case <-c.wake:
+		}
+		if batch == nil {
+			batch = make([]*frame, maxBatch+1)
+			iov = make([][]byte, 0, maxBatch+1)
 		}
 		for !isClosed(c) {
 			c.mu.Lock()
