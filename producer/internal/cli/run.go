@@ -119,6 +119,19 @@ func seed(cfg Config, log *slog.Logger) int64 {
 	return s
 }
 
+// generatorAndSender builds what serve and send both need from cfg.
+func generatorAndSender(cfg Config, log *slog.Logger) (*generate.Generator, *send.Sender, error) {
+	gen, err := generate.New(seed(cfg, log), cfg.MinTasks, cfg.MaxTasks)
+	if err != nil {
+		return nil, nil, err
+	}
+	sender, err := send.New(cfg.senderConfig())
+	if err != nil {
+		return nil, nil, err
+	}
+	return gen, sender, nil
+}
+
 func (m *Main) serve(ctx context.Context, args []string) error {
 	cfg, fs, err := m.parse("serve", "producer [serve] [flags]", groupServe|groupGenerate|groupSend, args)
 	if err != nil {
@@ -128,11 +141,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
 	}
 	log := newLogger(cfg, m.Stderr)
-	gen, err := generate.New(seed(cfg, log), cfg.MinTasks, cfg.MaxTasks)
-	if err != nil {
-		return err
-	}
-	sender, err := send.New(cfg.senderConfig())
+	gen, sender, err := generatorAndSender(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -220,11 +229,7 @@ func (m *Main) send(ctx context.Context, args []string) error {
 		return fmt.Errorf("send: unexpected arguments %q", fs.Args())
 	}
 	log := newLogger(cfg, m.Stderr)
-	gen, err := generate.New(seed(cfg, log), cfg.MinTasks, cfg.MaxTasks)
-	if err != nil {
-		return err
-	}
-	sender, err := send.New(cfg.senderConfig())
+	gen, sender, err := generatorAndSender(cfg, log)
 	if err != nil {
 		return err
 	}
