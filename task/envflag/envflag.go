@@ -63,6 +63,11 @@ func (s *Set) Int64(p *int64, name, env, usage string) {
 	s.fs.Int64Var(p, name, *p, usage+s.bind(name, env))
 }
 
+// Var binds a flag of any other type; v holds the default.
+func (s *Set) Var(v flag.Value, name, env, usage string) {
+	s.fs.Var(v, name, usage+s.bind(name, env))
+}
+
 // Parse applies the environment, then args. It returns flag.ErrHelp for
 // --help, and an error naming the variable or flag that does not parse.
 // Positional arguments are refused.

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/hookpipe/hookpipe/relay/internal/fanout"
 	"github.com/hookpipe/hookpipe/task"
+	"github.com/hookpipe/hookpipe/task/envflag"
 )
 
 // Config is everything the relay can be told. Each field has one flag and
@@ -178,63 +178,30 @@ func (c Config) Validate() error {
 // its environment variable to out and returns flag.ErrHelp.
 func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	c := DefaultConfig()
-	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
-	fs.SetOutput(out)
-	env := map[string]string{}
-	str := func(p *string, name, key, usage string) {
-		fs.StringVar(p, name, *p, usage+" (env "+key+")")
-		env[name] = key
-	}
-	dur := func(p *time.Duration, name, key, usage string) {
-		fs.DurationVar(p, name, *p, usage+" (env "+key+")")
-		env[name] = key
-	}
-	num := func(p *int, name, key, usage string) {
-		fs.IntVar(p, name, *p, usage+" (env "+key+")")
-		env[name] = key
-	}
-	str(&c.Addr, "addr", "HOOKPIPE_RELAY_ADDR", "listen address for WebSocket, batches, health and metrics")
-	str(&c.NATSURL, "nats-url", "NATS_URL", "NATS server URL")
-	str(&c.RedisURL, "redis-url", "REDIS_URL", "Redis server URL")
-	str(&c.KeyPrefix, "key-prefix", "HOOKPIPE_KEY_PREFIX", "prefix of every Redis key")
-	fs.Var((*listValue)(&c.Origins), "origins",
-		"browser origins allowed besides the relay's own host, space or comma separated; * allows all (env HOOKPIPE_RELAY_ORIGINS)")
-	env["origins"] = "HOOKPIPE_RELAY_ORIGINS"
-	dur(&c.Interval, "interval", "HOOKPIPE_RELAY_INTERVAL", "shortest time between two frames to a client")
-	dur(&c.MaxInterval, "max-interval", "HOOKPIPE_RELAY_MAX_INTERVAL", "widest the frame interval grows when clients cannot keep up")
-	num(&c.SnapshotEvents, "snapshot-events", "HOOKPIPE_RELAY_SNAPSHOT_EVENTS", "recent events in a snapshot")
-	num(&c.RingSize, "ring-size", "HOOKPIPE_RELAY_RING_SIZE", "recent events kept for resumes")
-	num(&c.QueueSize, "queue-size", "HOOKPIPE_RELAY_QUEUE_SIZE", "frames queued per client before it is cut off as too slow")
-	num(&c.MaxConns, "max-conns", "HOOKPIPE_RELAY_MAX_CONNS", "most WebSocket connections at once")
-	dur(&c.PingInterval, "ping-interval", "HOOKPIPE_RELAY_PING_INTERVAL", "time between pings to each client")
-	dur(&c.PongTimeout, "pong-timeout", "HOOKPIPE_RELAY_PONG_TIMEOUT", "how long a silent client is kept")
-	dur(&c.WriteTimeout, "write-timeout", "HOOKPIPE_RELAY_WRITE_TIMEOUT", "limit of one write to a client")
-	fs.Int64Var(&c.ReadLimit, "read-limit", c.ReadLimit, "largest message a client may send, in bytes (env HOOKPIPE_RELAY_READ_LIMIT)")
-	env["read-limit"] = "HOOKPIPE_RELAY_READ_LIMIT"
-	num(&c.MaxUpdateEvents, "max-update-events", "HOOKPIPE_RELAY_MAX_UPDATE_EVENTS", "cap a live update to its newest events (counts and resumes stay exact); 0 sends every event")
-	num(&c.SendBuffer, "send-buffer", "HOOKPIPE_RELAY_SEND_BUFFER", "kernel send buffer of each client socket in bytes; 0 keeps the kernel's autotuning")
-	dur(&c.CountsInterval, "counts-interval", "HOOKPIPE_RELAY_COUNTS_INTERVAL", "longest time between two reads of the counts from Redis")
-	dur(&c.ShutdownTimeout, "shutdown-timeout", "HOOKPIPE_SHUTDOWN_TIMEOUT", "limit of a graceful shutdown")
-	str(&c.LogFormat, "log-format", "HOOKPIPE_LOG_FORMAT", "log format: text or json")
-	str(&c.LogLevel, "log-level", "HOOKPIPE_LOG_LEVEL", "log level: debug, info, warn or error")
-
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		key := env[f.Name]
-		if v := getenv(key); v != "" {
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", key, v, err))
-			}
-		}
-	})
-	if err := errors.Join(errs...); err != nil {
-		return c, fmt.Errorf("relay config: %w", err)
-	}
+	fs := envflag.New("relay", "Pushes accepted tasks from the NATS stream to dashboards over WebSocket.", getenv, out)
+	fs.String(&c.Addr, "addr", "HOOKPIPE_RELAY_ADDR", "listen address for WebSocket, batches, health and metrics")
+	fs.String(&c.NATSURL, "nats-url", "NATS_URL", "NATS server URL")
+	fs.String(&c.RedisURL, "redis-url", "REDIS_URL", "Redis server URL")
+	fs.String(&c.KeyPrefix, "key-prefix", "HOOKPIPE_KEY_PREFIX", "prefix of every Redis key")
+	fs.Var((*listValue)(&c.Origins), "origins", "HOOKPIPE_RELAY_ORIGINS", "browser origins allowed besides the relay's own host, space or comma separated; * allows all")
+	fs.Duration(&c.Interval, "interval", "HOOKPIPE_RELAY_INTERVAL", "shortest time between two frames to a client")
+	fs.Duration(&c.MaxInterval, "max-interval", "HOOKPIPE_RELAY_MAX_INTERVAL", "widest the frame interval grows when clients cannot keep up")
+	fs.Int(&c.SnapshotEvents, "snapshot-events", "HOOKPIPE_RELAY_SNAPSHOT_EVENTS", "recent events in a snapshot")
+	fs.Int(&c.RingSize, "ring-size", "HOOKPIPE_RELAY_RING_SIZE", "recent events kept for resumes")
+	fs.Int(&c.QueueSize, "queue-size", "HOOKPIPE_RELAY_QUEUE_SIZE", "frames queued per client before it is cut off as too slow")
+	fs.Int(&c.MaxConns, "max-conns", "HOOKPIPE_RELAY_MAX_CONNS", "most WebSocket connections at once")
+	fs.Duration(&c.PingInterval, "ping-interval", "HOOKPIPE_RELAY_PING_INTERVAL", "time between pings to each client")
+	fs.Duration(&c.PongTimeout, "pong-timeout", "HOOKPIPE_RELAY_PONG_TIMEOUT", "how long a silent client is kept")
+	fs.Duration(&c.WriteTimeout, "write-timeout", "HOOKPIPE_RELAY_WRITE_TIMEOUT", "limit of one write to a client")
+	fs.Int64(&c.ReadLimit, "read-limit", "HOOKPIPE_RELAY_READ_LIMIT", "largest message a client may send, in bytes")
+	fs.Int(&c.MaxUpdateEvents, "max-update-events", "HOOKPIPE_RELAY_MAX_UPDATE_EVENTS", "cap a live update to its newest events (counts and resumes stay exact); 0 sends every event")
+	fs.Int(&c.SendBuffer, "send-buffer", "HOOKPIPE_RELAY_SEND_BUFFER", "kernel send buffer of each client socket in bytes; 0 keeps the kernel's autotuning")
+	fs.Duration(&c.CountsInterval, "counts-interval", "HOOKPIPE_RELAY_COUNTS_INTERVAL", "longest time between two reads of the counts from Redis")
+	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HOOKPIPE_SHUTDOWN_TIMEOUT", "limit of a graceful shutdown")
+	fs.String(&c.LogFormat, "log-format", "HOOKPIPE_LOG_FORMAT", "log format: text or json")
+	fs.String(&c.LogLevel, "log-level", "HOOKPIPE_LOG_LEVEL", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("relay config: unexpected arguments %q", fs.Args())
 	}
 	return c, c.Validate()
 }

@@ -59,7 +59,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"pong vs ping", []string{"--ping-interval=1m", "--pong-timeout=30s"}, nil, "pong-timeout"},
 		{"log format", []string{"--log-format=xml"}, nil, "log-format"},
 		{"snapshot over ring", []string{"--snapshot-events=50", "--ring-size=10"}, nil, "snapshot-events"},
-		{"stray argument", []string{"extra"}, nil, "unexpected arguments"},
+		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,11 +81,11 @@ func TestHelpListsEnv(t *testing.T) {
 	}
 	for _, env := range []string{"NATS_URL", "REDIS_URL", "HOOKPIPE_KEY_PREFIX", "HOOKPIPE_LOG_FORMAT", "HOOKPIPE_RELAY_ADDR",
 		"HOOKPIPE_RELAY_INTERVAL", "HOOKPIPE_RELAY_ORIGINS", "HOOKPIPE_RELAY_MAX_CONNS", "HOOKPIPE_SHUTDOWN_TIMEOUT"} {
-		if !strings.Contains(out.String(), "(env "+env+")") {
+		if !strings.Contains(out.String(), "($"+env+")") {
 			t.Errorf("--help does not name %s", env)
 		}
 	}
-	if n := strings.Count(out.String(), "(env "); n != strings.Count(out.String(), "\n  -") {
+	if n := strings.Count(out.String(), "($"); n != strings.Count(out.String(), "\n  -") {
 		t.Errorf("%d env names for %d flags", n, strings.Count(out.String(), "\n  -"))
 	}
 }
