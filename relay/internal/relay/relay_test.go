@@ -2,8 +2,13 @@ package relay_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -434,4 +439,80 @@ func TestReadLimit(t *testing.T) {
 	}
 	e.publish(t, 3, 0)
 	other.waitCurrent(t, e, 3)
+}
+
+// TestSluggishClientCatchesUp reads slowly through a tiny receive buffer,
+// so that the relay's writes to it stop part-way through frames and its
+// writer has to finish them, but never so slowly that it is cut off. It
+// must still get every event once, in order, in well-formed frames, while
+// a fast client is unaffected.
+func TestSluggishClientCatchesUp(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	cfg.QueueSize = 100000
+	cfg.Interval = 5 * time.Millisecond
+	cfg.MaxInterval = 5 * time.Millisecond
+	cfg.SendBuffer = 8 << 10
+	r := startRelay(t, cfg)
+
+	fast := dial(t, wsURL(r, ""), nil)
+	fast.firstFrame(t)
+	d := &websocket.Dialer{
+		HandshakeTimeout: 5 * time.Second,
+		NetDial: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
+			})
+			return errors.Join(err, serr)
+		}}).Dial,
+	}
+	conn, _, err := d.Dial(wsURL(r, ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	slow := &view{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 0; ; n++ {
+			_, data, err := conn.ReadMessage()
+			if err != nil {
+				slow.mu.Lock()
+				slow.closeErr = err
+				slow.mu.Unlock()
+				return
+			}
+			var f task.Frame
+			if err := json.Unmarshal(data, &f); err != nil {
+				slow.mu.Lock()
+				slow.problems = append(slow.problems, fmt.Sprintf("frame does not decode: %v: %.200s", err, data))
+				slow.mu.Unlock()
+				continue
+			}
+			slow.apply(f)
+			if n%5 == 0 {
+				time.Sleep(20 * time.Millisecond) // let the relay's socket fill
+			}
+		}
+	}()
+
+	e.publish(t, 2000, task.MaxOwnerLen)
+	fast.waitCurrent(t, e, 2000)
+	testenv.Eventually(t, 60*time.Second, func() bool {
+		seq, _ := slow.state()
+		return seq == 2000
+	}, "sluggish client did not catch up: %s", slow)
+	slow.check(t)
+	fast.v.check(t)
+	slow.mu.Lock()
+	got, closeErr := len(slow.events), slow.closeErr
+	slow.mu.Unlock()
+	if got != 2000 || closeErr != nil {
+		t.Fatalf("sluggish client saw %d events (want 2000), connection error %v", got, closeErr)
+	}
+	if st := r.Stats(); st.SlowCuts != 0 {
+		t.Fatalf("a client was cut off as slow: %d", st.SlowCuts)
+	}
 }
