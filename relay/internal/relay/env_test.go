@@ -293,7 +293,14 @@ func wsURL(r *running, since string) string {
 // types and applies it to v (a fresh view when nil).
 func dial(t testing.TB, url string, v *view) *wsClient {
 	t.Helper()
-	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	return dialWith(t, websocket.DefaultDialer, url, v, nil)
+}
+
+// dialWith is dial through d; after applying its n-th frame the client
+// calls pause(n) when pause is not nil, to read slowly.
+func dialWith(t testing.TB, d *websocket.Dialer, url string, v *view, pause func(n int)) *wsClient {
+	t.Helper()
+	conn, _, err := d.Dial(url, nil)
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}
@@ -305,7 +312,7 @@ func dial(t testing.TB, url string, v *view) *wsClient {
 	go func() {
 		defer close(c.done)
 		first := true
-		for {
+		for n := 0; ; n++ {
 			_, data, err := conn.ReadMessage()
 			if err != nil {
 				v.mu.Lock()
@@ -325,9 +332,28 @@ func dial(t testing.TB, url string, v *view) *wsClient {
 				first = false
 			}
 			v.apply(f)
+			if pause != nil {
+				pause(n)
+			}
 		}
 	}()
 	return c
+}
+
+// smallReceiveDialer dials with a kernel receive buffer of size bytes, so
+// that the relay's side of the socket fills as soon as the client reads
+// slowly.
+func smallReceiveDialer(size int) *websocket.Dialer {
+	return &websocket.Dialer{
+		HandshakeTimeout: 5 * time.Second,
+		NetDial: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, size)
+			})
+			return errors.Join(err, serr)
+		}}).Dial,
+	}
 }
 
 func (c *wsClient) firstFrame(t testing.TB) task.Frame {
@@ -400,17 +426,7 @@ func dialer() *websocket.Dialer { return &websocket.Dialer{HandshakeTimeout: 5 *
 // receive buffer, so that frames pile up at the relay.
 func dialStalled(t testing.TB, r *running) *wsClient {
 	t.Helper()
-	d := &websocket.Dialer{
-		HandshakeTimeout: 5 * time.Second,
-		NetDial: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
-			})
-			return errors.Join(err, serr)
-		}}).Dial,
-	}
-	conn, _, err := d.Dial(wsURL(r, ""), nil)
+	conn, _, err := smallReceiveDialer(1024).Dial(wsURL(r, ""), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

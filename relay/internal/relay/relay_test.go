@@ -2,13 +2,8 @@ package relay_test
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"net"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -457,46 +452,12 @@ func TestSluggishClientCatchesUp(t *testing.T) {
 
 	fast := dial(t, wsURL(r, ""), nil)
 	fast.firstFrame(t)
-	d := &websocket.Dialer{
-		HandshakeTimeout: 5 * time.Second,
-		NetDial: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
-			})
-			return errors.Join(err, serr)
-		}}).Dial,
-	}
-	conn, _, err := d.Dial(wsURL(r, ""), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	slow := &view{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for n := 0; ; n++ {
-			_, data, err := conn.ReadMessage()
-			if err != nil {
-				slow.mu.Lock()
-				slow.closeErr = err
-				slow.mu.Unlock()
-				return
-			}
-			var f task.Frame
-			if err := json.Unmarshal(data, &f); err != nil {
-				slow.mu.Lock()
-				slow.problems = append(slow.problems, fmt.Sprintf("frame does not decode: %v: %.200s", err, data))
-				slow.mu.Unlock()
-				continue
-			}
-			slow.apply(f)
-			if n%5 == 0 {
-				time.Sleep(20 * time.Millisecond) // let the relay's socket fill
-			}
+	sluggish := dialWith(t, smallReceiveDialer(2048), wsURL(r, ""), nil, func(n int) {
+		if n%5 == 0 {
+			time.Sleep(20 * time.Millisecond) // let the relay's socket fill
 		}
-	}()
+	})
+	slow := sluggish.v
 
 	e.publish(t, 2000, task.MaxOwnerLen)
 	fast.waitCurrent(t, e, 2000)
