@@ -422,9 +422,10 @@ func TestSummaryAndLine(t *testing.T) {
 	s := newSender(t, send.Config{URL: p.srv.URL, Retry: fastRetry()})
 	ds := sampleTasks(3)
 	ds[2].WebhookID = "msg_fail"
-	var lines []string
+	// Results come in the order tasks finish, not the order they were sent.
+	lines := make([]string, len(ds))
 	sum := s.SendBatch(context.Background(), batchID, ds, nil, func(i int, r send.Result) {
-		lines = append(lines, send.Line(i+1, len(ds), r))
+		lines[i] = send.Line(i+1, len(ds), r)
 	})
 	want := send.Summary{BatchID: batchID, Size: 3, Sent: 3, Accepted: 2, Failed: 1, Retries: 2}
 	sum.Duration = 0
