@@ -333,6 +333,8 @@ type stats struct {
 	seq           atomic.Uint64
 	lag           atomic.Uint64
 	intervalNanos atomic.Int64
+	fanouts       atomic.Int64
+	fanoutNanos   atomic.Int64
 }
 
 // Stats is a point-in-time reading of the hub's counters.
@@ -352,6 +354,8 @@ type Stats struct {
 	Seq           uint64        // newest stream sequence taken in
 	Lag           uint64        // messages in the stream not taken in yet
 	Interval      time.Duration // current time between frames
+	Fanouts       int64         // update frames written to every client
+	FanoutTime    time.Duration // time those writes took, in all
 }
 
 // Stats returns the hub's counters.
@@ -377,5 +381,7 @@ func (h *Hub) Stats() Stats {
 		Seq:           s.seq.Load(),
 		Lag:           s.lag.Load(),
 		Interval:      iv,
+		Fanouts:       s.fanouts.Load(),
+		FanoutTime:    time.Duration(s.fanoutNanos.Load()),
 	}
 }

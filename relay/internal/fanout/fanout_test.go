@@ -196,7 +196,7 @@ func BenchmarkTick(b *testing.B) {
 			seq := uint64(0)
 			b.ReportAllocs()
 			for b.Loop() {
-				for range 32 { // 2,000 events/s at 16 ms
+				for range 20 { // 2,000 events/s at 10 ms
 					seq++
 					ev := testEvent(seq, "Ada Lovelace")
 					h.take(input{ev: ev, seq: seq})

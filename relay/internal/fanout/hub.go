@@ -28,7 +28,8 @@ import (
 // Config tunes a Hub. The zero value of a field means its default.
 type Config struct {
 	// Interval is the shortest time between two frames to a client;
-	// default 16ms, one display frame.
+	// default 10ms, so that the newest event is on every screen by the next
+	// display frame.
 	Interval time.Duration
 	// MaxInterval bounds how far the interval widens when clients cannot
 	// keep up with it; default 250ms.
@@ -40,7 +41,7 @@ type Config struct {
 	// resumes; default 10000. A client that missed more gets a snapshot.
 	RingSize int
 	// QueueSize is how many frames may wait for one client before it counts
-	// as too slow and is cut off; default 128 (two seconds at 16ms).
+	// as too slow and is cut off; default 200 (two seconds at 10ms).
 	QueueSize int
 	// MaxConns is the most WebSocket connections served at once; default
 	// 20000. Beyond it a connection is closed at once with
@@ -80,11 +81,11 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		Interval:       16 * time.Millisecond,
+		Interval:       10 * time.Millisecond,
 		MaxInterval:    250 * time.Millisecond,
 		SnapshotEvents: 100,
 		RingSize:       10000,
-		QueueSize:      128,
+		QueueSize:      200,
 		MaxConns:       20000,
 		PingInterval:   25 * time.Second,
 		PongTimeout:    60 * time.Second,
@@ -211,7 +212,7 @@ type Hub struct {
 	list        []*client // the clients again, for fan-out in parts
 	held        []*client
 	interval    time.Duration
-	lastTick    time.Time
+	due         time.Time // when the next tick should come
 	buf         []byte
 	evbuf       [][]byte
 	snapCache   cachedFrame
@@ -326,7 +327,7 @@ func (h *Hub) SetCounts(c task.Counts) {
 // Run serves until ctx ends, then closes every client with
 // task.CloseGoingAway and waits, until deadline at most, for them to go.
 func (h *Hub) Run(ctx context.Context, shutdown time.Duration) error {
-	tick := time.NewTicker(h.interval)
+	tick := time.NewTimer(h.interval)
 	defer tick.Stop()
 	// One ticker pings every client, through its queue, rather than a
 	// timer in each writer: a writer then waits on its queue alone.
@@ -363,12 +364,8 @@ func (h *Hub) Run(ctx context.Context, shutdown time.Duration) error {
 		case <-ping.C:
 			// A client whose queue is full is cut off by the next frame.
 			h.fanout(pingFrame)
-		case now := <-tick.C:
-			before := h.interval
-			h.tick(now)
-			if h.interval != before {
-				tick.Reset(h.interval)
-			}
+		case <-tick.C:
+			tick.Reset(h.tick(time.Now()))
 		}
 	}
 }
@@ -436,14 +433,20 @@ func (h *Hub) maybeLive() {
 }
 
 // tick sends one update frame to every client when anything changed, and
-// serves the joins that waited for the hub to catch up.
-func (h *Hub) tick(now time.Time) {
-	// A tick that comes two intervals late means the CPU did not get to
-	// it: as good a sign of overload as clients falling behind.
-	late := !h.lastTick.IsZero() && now.Sub(h.lastTick) > 2*h.interval
-	h.lastTick = now
+// serves the joins that waited for the hub to catch up. It returns how
+// long to wait before the next tick: an interval, or as long as the
+// fan-out took when that is longer, so that writing to the clients
+// takes at most half of the hub's time and leaves the CPU to the rest
+// (reading the stream, serving joins, other processes).
+func (h *Hub) tick(now time.Time) (next time.Duration) {
+	// A tick that comes two intervals after it was due means the CPU did
+	// not get to the hub: as good a sign of overload as clients falling
+	// behind.
+	late := !h.due.IsZero() && now.Sub(h.due) > 2*h.interval
+	next = h.interval
+	defer func() { h.due = time.Now().Add(next) }()
 	if !h.isLive.Load() {
-		return
+		return next
 	}
 	if h.sent != h.seq || h.countsSent != h.countsVer {
 		h.evbuf = h.ring.after(h.evbuf[:0], h.sent, h.seq)
@@ -453,10 +456,14 @@ func (h *Hub) tick(now time.Time) {
 		f := h.prepare(task.FrameUpdate, h.seq, h.evbuf)
 		h.sent, h.countsSent = h.seq, h.countsVer
 		backlog := h.fanout(f)
+		took := time.Since(now)
+		h.stats.fanouts.Add(1)
+		h.stats.fanoutNanos.Add(int64(took))
 		if late {
 			backlog = len(h.list)
 		}
 		h.adapt(backlog, len(h.list))
+		next = max(h.interval-took, took)
 	}
 	if len(h.held) > 0 {
 		held := h.held
@@ -465,15 +472,15 @@ func (h *Hub) tick(now time.Time) {
 			h.join(c, now)
 		}
 	}
+	return next
 }
 
 // adapt widens the interval when many clients are a whole frame behind as
 // the next is made (two or more frames pending: their sockets, or the CPU,
 // cannot keep up) or the frame itself comes late, and narrows it again as
-// they drain. A fan-out that takes longer than the interval needs no rule
-// of its own: the hub makes the next frame only once it is done. Wider
-// intervals mean fewer, larger frames: the same events and counts reach
-// everyone with less work.
+// they drain. A fan-out that takes longer than half the interval needs no
+// rule of its own: tick spaces frames by it. Wider intervals mean fewer,
+// larger frames: the same events and counts reach everyone with less work.
 func (h *Hub) adapt(backlog, clients int) {
 	if clients == 0 {
 		return

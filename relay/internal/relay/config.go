@@ -33,7 +33,7 @@ type Config struct {
 	// Default "http://localhost:8080 http://127.0.0.1:8080", the dashboard
 	// (--origins, HOOKPIPE_RELAY_ORIGINS, space or comma separated).
 	Origins []string
-	// Interval is the shortest time between two frames; default 16ms
+	// Interval is the shortest time between two frames; default 10ms
 	// (--interval, HOOKPIPE_RELAY_INTERVAL).
 	Interval time.Duration
 	// MaxInterval bounds how far the interval widens under load; default
@@ -46,7 +46,7 @@ type Config struct {
 	// 10000 (--ring-size, HOOKPIPE_RELAY_RING_SIZE).
 	RingSize int
 	// QueueSize is how many frames may wait for one client before it is cut
-	// off as too slow; default 128 (--queue-size, HOOKPIPE_RELAY_QUEUE_SIZE).
+	// off as too slow; default 200 (--queue-size, HOOKPIPE_RELAY_QUEUE_SIZE).
 	QueueSize int
 	// MaxConns is the most WebSocket connections at once; default 20000
 	// (--max-conns, HOOKPIPE_RELAY_MAX_CONNS).

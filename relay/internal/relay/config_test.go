@@ -18,7 +18,7 @@ func TestParseConfigLayers(t *testing.T) {
 		check func(t *testing.T, c Config)
 	}{
 		{"defaults", nil, nil, func(t *testing.T, c Config) {
-			if c.Addr != ":5002" || c.Interval != 16*time.Millisecond || c.SnapshotEvents != 100 || c.KeyPrefix != "hookpipe:" {
+			if c.Addr != ":5002" || c.Interval != 10*time.Millisecond || c.SnapshotEvents != 100 || c.KeyPrefix != "hookpipe:" {
 				t.Errorf("defaults: %+v", c)
 			}
 		}},
