@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,9 +86,23 @@ func main() {
 	flag.StringVar(&o.redisURL, "redis-url", envOr("REDIS_URL", "redis://127.0.0.1:6379"), "Redis to use (env REDIS_URL)")
 	flag.StringVar(&o.prefix, "key-prefix", fmt.Sprintf("bench:%d:", os.Getpid()), "Redis key prefix (a fresh one by default, deleted afterwards)")
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "pause before measuring idle memory")
-	flag.BoolVar(&exactLatency, "exact-latency", false, "time every event on its own instead of charging it its frame's oldest event's latency (costs the load client a lookup per event)")
+	flag.BoolVar(&exactLatency, "exact-latency", false, "time every event on its own (up to 64 per frame, evenly spread, each standing for its share) instead of charging it the latency of the oldest event its frame accounts for")
 	flag.IntVar(&o.ownerSize, "owner-size", 0, "pad owner names to this many bytes, for larger events")
+	cpuprofile := flag.String("cpuprofile", "", "write the load client's own CPU profile to this file (the relay's: env "+profileEnv+")")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "relaybench:", err)
+			os.Exit(2)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "relaybench:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -303,7 +318,7 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("sent %d tasks in %v (%.0f/s)\n", sent, elapsed.Round(time.Millisecond), float64(sent)/elapsed.Seconds())
 	fmt.Printf("delivered %d frames, %.0f frames/s, %.1f frames/s per client\n",
 		frames, float64(frames)/elapsed.Seconds(), float64(frames)/elapsed.Seconds()/float64(o.clients))
-	how := "each charged its frame's oldest event's, an upper bound"
+	how := "each charged the latency of the oldest event its frame accounts for, an upper bound"
 	if exactLatency {
 		how = "each timed on its own"
 	}
@@ -364,7 +379,7 @@ func scrape(base string) string {
 	b.ReadFrom(resp.Body)
 	var out []string
 	for _, line := range strings.Split(b.String(), "\n") {
-		for _, name := range []string{"interval_seconds", "frames_built_total", "slow_disconnects_total", "stream_lag"} {
+		for _, name := range []string{"interval_seconds", "frames_built_total", "slow_disconnects_total", "stream_lag", "fanout_seconds_sum", "fanout_seconds_count"} {
 			if strings.HasPrefix(line, "hookpipe_relay_"+name+" ") {
 				out = append(out, strings.TrimPrefix(line, "hookpipe_relay_"))
 			}
@@ -418,6 +433,7 @@ type client struct {
 	conn   *websocket.Conn
 	frames atomic.Int64
 	mu     sync.Mutex
+	seq    uint64 // newest sequence the client has; under mu
 	last   []byte
 	err    error
 	hist   []uint32 // latencies of this client's events, by bucketOf; under mu
@@ -469,9 +485,7 @@ func (c *client) read(lat *histogram, first chan<- error) {
 		now := time.Now()
 		c.frames.Add(1)
 		c.mu.Lock()
-		if lat.on.Load() {
-			c.record(data, now)
-		}
+		c.record(data, now, lat.on.Load())
 		c.last = append(c.last[:0], data...)
 		c.mu.Unlock()
 	}
@@ -481,9 +495,18 @@ func (c *client) read(lat *histogram, first chan<- error) {
 // times of their sequences when the bench published them itself, else
 // from the stream timestamps in the frame (stored just before the
 // receiver answers).
-func (c *client) record(data []byte, now time.Time) {
+//
+// With sequences, a frame accounts for every event after the client's
+// previous frame up to its own seq, whether it carries the event or only
+// counts it (--max-update-events): that is when the client has the event.
+func (c *client) record(data []byte, now time.Time, on bool) {
 	last, ok := seqAfter(data, 0)
 	if !ok {
+		return
+	}
+	prev := c.seq
+	c.seq = max(c.seq, last)
+	if !on {
 		return
 	}
 	i := bytes.Index(data, []byte(`"events":[`))
@@ -491,18 +514,30 @@ func (c *client) record(data []byte, now time.Time) {
 		return
 	}
 	first, ok := seqAfter(data, i)
+	if ackTimes != nil {
+		if prev == 0 {
+			return // the client's first frame: where it starts from
+		}
+		first, ok = prev+1, true
+	}
 	if !ok || first > last {
 		return // no events
 	}
 	switch {
 	case ackTimes != nil && exactLatency:
-		for s := first; s <= last; s++ {
-			c.add(sinceAck(s, now))
+		// Up to maxTimed events spread evenly over the range, each
+		// standing for its share of it: exact for the usual frame, and a
+		// fair sample of a wide one at a bounded cost per frame.
+		n := last - first + 1
+		k := min(n, maxTimed)
+		for j := range k {
+			lo, hi := first+n*j/k, first+n*(j+1)/k
+			c.addN(sinceAck(lo, now), uint32(hi-lo))
 		}
 	case ackTimes != nil:
-		// Every event of the frame is charged the latency of its oldest
-		// one: an upper bound that costs one lookup per frame, which keeps
-		// 10,000 load clients cheap.
+		// Every event is charged the latency of the oldest: an upper
+		// bound that costs one lookup per frame, which keeps 10,000 load
+		// clients cheap.
 		c.addN(sinceAck(first, now), uint32(last-first+1))
 	default:
 		// Posting to a receiver gives no sequences: time events by the
@@ -532,6 +567,9 @@ func (c *client) record(data []byte, now time.Time) {
 // exactLatency charges each event its own latency, at a cost per event
 // in the load client.
 var exactLatency bool
+
+// maxTimed is the most events of one frame timed one by one.
+const maxTimed = 64
 
 // sinceAck returns how long ago the event of sequence seq was accepted; 0
 // when it arrived before the publisher saw its acknowledgement.
@@ -590,7 +628,7 @@ func (c *client) current(seq uint64, counts task.Counts) bool {
 func connect(ctx context.Context, o options, lat *histogram) ([]*client, error) {
 	wsURL := "ws" + strings.TrimPrefix(o.relayURL, "http") + "/ws"
 	clients := make([]*client, o.clients)
-	d := &websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 256}
+	d := &websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 32 << 10, WriteBufferSize: 256}
 	t0 := time.Now()
 	sem := make(chan struct{}, 64)
 	errs := make(chan error, o.clients)
@@ -757,11 +795,20 @@ const (
 	numBuckets   = 360 // up to about 10 minutes
 )
 
-func bucketOf(d time.Duration) int {
-	if d <= bucketBase {
-		return 0
+// bucketTops holds the upper bound of every bucket, for bucketOf.
+var bucketTops = func() []time.Duration {
+	tops := make([]time.Duration, numBuckets)
+	for i := range tops {
+		tops[i] = bucketTop(i)
 	}
-	i := int(math.Log(float64(d)/float64(bucketBase))/math.Log(bucketGrowth)) + 1
+	return tops
+}()
+
+// bucketOf returns the bucket of latency d: the first whose upper bound is
+// at least d. A binary search rather than a logarithm, since the load
+// client does this for every event it times.
+func bucketOf(d time.Duration) int {
+	i, _ := slices.BinarySearch(bucketTops, d)
 	return min(i, numBuckets-1)
 }
 

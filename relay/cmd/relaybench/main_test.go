@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,5 +42,58 @@ func TestBenchSmall(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A frame that carries only its newest events (--max-update-events) still
+// accounts for every event since the client's previous frame: each of them
+// is timed, from its own accept time.
+func TestRecordTimesEveryEventAFrameAccountsFor(t *testing.T) {
+	saved, savedExact := ackTimes, exactLatency
+	defer func() { ackTimes, exactLatency = saved, savedExact }()
+	ackTimes = &acks{at: make([]atomic.Int64, 100)}
+	exactLatency = true
+	now := time.Now()
+	for seq := uint64(1); seq <= 20; seq++ {
+		// Sequence 20 was accepted 1ms ago, sequence 1 20ms ago.
+		ackTimes.set(seq, now.Add(-time.Duration(21-seq)*time.Millisecond))
+	}
+	c := &client{}
+	c.record([]byte(`{"type":"snapshot","seq":5,"counts":{},"events":[{"seq":5}]}`), now, true)
+	if c.hist != nil {
+		t.Fatalf("the first frame is the client's starting point, timed nothing: %v", c.hist)
+	}
+	c.record([]byte(`{"type":"update","seq":15,"counts":{},"events":[{"seq":14},{"seq":15}]}`), now, true)
+	var n uint32
+	oldest := -1 // the highest bucket timed
+	for i, v := range c.hist {
+		n += v
+		if v > 0 {
+			oldest = i
+		}
+	}
+	if n != 10 {
+		t.Fatalf("timed %d events, want the 10 of sequences 6 to 15", n)
+	}
+	if got, want := oldest, bucketOf(15*time.Millisecond); got != want {
+		t.Fatalf("oldest latency in bucket %d, want %d (sequence 6, accepted 15ms ago)", got, want)
+	}
+}
+
+// Bucket i holds the latencies above bucket i-1's upper bound up to its own.
+func TestBucketOf(t *testing.T) {
+	if got := bucketOf(0); got != 0 {
+		t.Errorf("bucketOf(0) = %d, want 0", got)
+	}
+	for i := range numBuckets - 1 {
+		if got := bucketOf(bucketTop(i)); got != i {
+			t.Errorf("bucketOf(top of %d) = %d", i, got)
+		}
+		if got := bucketOf(bucketTop(i) + 1); got != i+1 {
+			t.Errorf("bucketOf(just over top of %d) = %d", i, got)
+		}
+	}
+	if got := bucketOf(time.Hour); got != numBuckets-1 {
+		t.Errorf("bucketOf(1h) = %d, want the last bucket", got)
 	}
 }
