@@ -4,10 +4,14 @@
 package publish
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +67,13 @@ func (o StreamOptions) StreamConfig() jetstream.StreamConfig {
 }
 
 // Publisher publishes tasks to JetStream over one NATS connection.
+//
+// It publishes each task with a reply subject of its own under one inbox
+// and waits for the stream's acknowledgement there, as JetStream's
+// asynchronous publishing does, with less work per task: one subscription
+// takes every acknowledgement, a table maps its token to the waiting
+// request, and the acknowledgement is checked for an error without
+// decoding it.
 type Publisher struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -70,13 +81,27 @@ type Publisher struct {
 	log    *slog.Logger
 	ready  atomic.Bool // the stream is known to exist
 	ensure sync.Mutex  // one stream check at a time, not one per request
+
+	inbox   string // the acknowledgements' subjects: inbox + token
+	acks    *nats.Subscription
+	mu      sync.Mutex
+	next    uint64             // last token given out
+	waiting map[uint64]*waiter // by token, until acknowledged or given up
+	busy    sync.WaitGroup     // publishes in flight, for Close
+	pool    sync.Pool          // of *waiter
+}
+
+// waiter is one publish waiting for its acknowledgement.
+type waiter struct {
+	done chan error // buffered: the acknowledgement never waits for the request
 }
 
 // Connect connects to NATS at url. It returns at once even when NATS does
 // not answer yet: the connection keeps trying in the background, and
-// publishes fail with ErrUnavailable until it is up. timeout bounds every
-// wait on NATS: a write to a server that stopped reading, and an
-// acknowledgement that never comes.
+// publishes fail with ErrUnavailable until it is up. timeout bounds a
+// write to a server that stopped reading; the wait for an acknowledgement
+// is bounded by the context given to Publish, and ends at once when the
+// connection is lost.
 func Connect(url string, stream StreamOptions, timeout time.Duration, log *slog.Logger) (*Publisher, error) {
 	p := &Publisher{stream: stream.StreamConfig(), log: log}
 	nc, err := nats.Connect(url,
@@ -97,6 +122,7 @@ func Connect(url string, stream StreamOptions, timeout time.Duration, log *slog.
 			if err != nil {
 				log.Warn("nats disconnected", "err", err)
 			}
+			p.failAll(nats.ErrConnectionClosed)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
@@ -106,14 +132,25 @@ func Connect(url string, stream StreamOptions, timeout time.Duration, log *slog.
 	if err != nil {
 		return nil, fmt.Errorf("publish: connect %s: %w", url, err)
 	}
-	// Without a timeout, a future whose acknowledgement is lost stays
-	// pending until the next reconnect; enough of them stall every publish.
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384), jetstream.WithPublishAsyncTimeout(timeout))
+	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("publish: jetstream: %w", err)
 	}
 	p.nc, p.js = nc, js
+	p.inbox = nc.NewInbox() + "."
+	p.waiting = make(map[uint64]*waiter)
+	p.pool.New = func() any { return &waiter{done: make(chan error, 1)} }
+	// Subscribed while disconnected, the subscription is made on connect;
+	// it is made again after every reconnect.
+	p.acks, err = nc.Subscribe(p.inbox+"*", p.acknowledged)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("publish: subscribe to acknowledgements: %w", err)
+	}
+	// Acknowledgements must not be dropped for a slow subscriber: a
+	// dropped one turns an accepted task into a 503 and a retry.
+	p.acks.SetPendingLimits(-1, -1)
 	return p, nil
 }
 
@@ -144,8 +181,8 @@ func (p *Publisher) EnsureStream(ctx context.Context) error {
 }
 
 // Publish stores data on subject and waits for the stream's
-// acknowledgement. A non-empty id is the message id the stream deduplicates
-// on.
+// acknowledgement, until ctx ends. A non-empty id is the message id the
+// stream deduplicates on.
 func (p *Publisher) Publish(ctx context.Context, id, subject string, data []byte) error {
 	if !p.ready.Load() {
 		if p.nc.Status() != nats.CONNECTED {
@@ -155,26 +192,102 @@ func (p *Publisher) Publish(ctx context.Context, id, subject string, data []byte
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
-	msg := &nats.Msg{Subject: subject, Data: data}
+	w := p.pool.Get().(*waiter)
+	p.busy.Add(1)
+	defer p.busy.Done()
+	p.mu.Lock()
+	p.next++
+	token := p.next
+	p.waiting[token] = w
+	p.mu.Unlock()
+	msg := &nats.Msg{Subject: subject, Reply: p.inbox + strconv.FormatUint(token, 36), Data: data}
 	if id != "" {
 		msg.Header = nats.Header{jetstream.MsgIDHeader: []string{id}}
 	}
-	f, err := p.js.PublishMsgAsync(msg)
-	if err != nil {
+	if err := p.nc.PublishMsg(msg); err != nil {
+		p.giveUp(token, w)
 		return fmt.Errorf("%w: publish %s: %w", ErrUnavailable, subject, err)
 	}
 	select {
-	case <-f.Ok():
-		return nil
-	case err := <-f.Err():
-		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-			// The stream is gone, for instance after NATS restarted on empty
-			// storage: create it again before the next publish.
-			p.ready.Store(false)
+	case err := <-w.done:
+		p.pool.Put(w)
+		if err != nil {
+			return fmt.Errorf("%w: publish %s: %w", ErrUnavailable, subject, err)
 		}
-		return fmt.Errorf("%w: publish %s: %w", ErrUnavailable, subject, err)
+		return nil
 	case <-ctx.Done():
+		p.giveUp(token, w)
 		return fmt.Errorf("%w: publish %s: %w", ErrUnavailable, subject, ctx.Err())
+	}
+}
+
+// giveUp stops waiting for token's acknowledgement. A waiter whose
+// acknowledgement is being delivered right now is left to the garbage
+// collector rather than reused.
+func (p *Publisher) giveUp(token uint64, w *waiter) {
+	p.mu.Lock()
+	_, mine := p.waiting[token]
+	delete(p.waiting, token)
+	p.mu.Unlock()
+	if mine {
+		p.pool.Put(w)
+	}
+}
+
+// errNoStream is the answer to a publish that no stream took in.
+var errNoStream = errors.New("no stream takes the subject")
+
+// acknowledged hands the stream's answer to the publish waiting for it.
+func (p *Publisher) acknowledged(m *nats.Msg) {
+	i := strings.LastIndexByte(m.Subject, '.')
+	token, err := strconv.ParseUint(m.Subject[i+1:], 36, 64)
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	w := p.waiting[token]
+	delete(p.waiting, token)
+	p.mu.Unlock()
+	if w == nil {
+		return // given up already
+	}
+	w.done <- p.ackError(m)
+}
+
+// ackError returns nil for an acknowledgement that the stream stored the
+// message (or dropped it as a duplicate), and otherwise why not.
+func (p *Publisher) ackError(m *nats.Msg) error {
+	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+		// Nobody listens on the subject: the stream is gone, for instance
+		// after NATS restarted on empty storage. Create it again before the
+		// next publish.
+		p.ready.Store(false)
+		return errNoStream
+	}
+	if bytes.Contains(m.Data, []byte(`"error"`)) {
+		var ack struct {
+			Error *jetstream.APIError `json:"error"`
+		}
+		if err := json.Unmarshal(m.Data, &ack); err != nil || ack.Error == nil {
+			return fmt.Errorf("unreadable acknowledgement %q", m.Data)
+		}
+		return ack.Error
+	}
+	if !bytes.Contains(m.Data, []byte(`"seq"`)) {
+		return fmt.Errorf("unreadable acknowledgement %q", m.Data)
+	}
+	return nil
+}
+
+// failAll answers every publish still waiting with err: after a
+// disconnection their acknowledgements will not come.
+func (p *Publisher) failAll(err error) {
+	p.mu.Lock()
+	waiting := p.waiting
+	p.waiting = make(map[uint64]*waiter)
+	p.mu.Unlock()
+	for _, w := range waiting {
+		w.done <- err
 	}
 }
 
@@ -192,8 +305,10 @@ func (p *Publisher) Ping(ctx context.Context) error {
 // Close waits for outstanding acknowledgements and drains the connection,
 // both within ctx's deadline.
 func (p *Publisher) Close(ctx context.Context) error {
+	idle := make(chan struct{})
+	go func() { p.busy.Wait(); close(idle) }()
 	select {
-	case <-p.js.PublishAsyncComplete():
+	case <-idle:
 	case <-ctx.Done():
 	}
 	closed := make(chan struct{})

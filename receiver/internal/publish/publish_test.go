@@ -1,0 +1,149 @@
+package publish_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookpipe/hookpipe/receiver/internal/publish"
+	"github.com/hookpipe/hookpipe/task"
+	"github.com/hookpipe/hookpipe/testdata/testenv"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func connect(t *testing.T, url string) (*publish.Publisher, jetstream.JetStream) {
+	t.Helper()
+	p, err := publish.Connect(url, publish.StreamOptions{}, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		p.Close(ctx)
+	})
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() bool { return p.EnsureStream(context.Background()) == nil }, "stream not created")
+	return p, js
+}
+
+func publishOne(p *publish.Publisher, id string, i int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	t := task.Task{BatchID: "0f8fad5b-d9cb-469f-a165-70867728950e", ID: int64(i), Owner: "Ada", Priority: task.Priorities[i%task.NumPriorities]}
+	return p.Publish(ctx, id, t.Priority.Subject(), t.Encode())
+}
+
+func streamInfo(t *testing.T, js jetstream.JetStream) *jetstream.StreamInfo {
+	t.Helper()
+	s, err := js.Stream(context.Background(), task.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// Concurrent publishes each get their own acknowledgement; a repeated
+// message id is acknowledged and stored once.
+func TestPublishWaitsForEachAcknowledgement(t *testing.T) {
+	ns := testenv.NATS(t)
+	p, js := connect(t, ns.ClientURL())
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for i := range 200 {
+		wg.Go(func() { errs <- publishOne(p, "", i) })
+		wg.Go(func() { errs <- publishOne(p, "msg_same", 0) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := streamInfo(t, js).State.Msgs; got != 201 {
+		t.Fatalf("stream holds %d messages, want 200 without id and 1 for the repeated id", got)
+	}
+}
+
+// A publish the stream refuses fails with the stream's reason, and one
+// that no stream takes makes the publisher create the stream again.
+func TestPublishFailures(t *testing.T) {
+	ns := testenv.NATS(t)
+	p, js := connect(t, ns.ClientURL())
+
+	// Refused: the stream is full and discards new messages.
+	ctx := context.Background()
+	s, err := js.Stream(ctx, task.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.MaxMsgs, cfg.Discard = 1, jetstream.DiscardNew
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := publishOne(p, "", 1); err != nil {
+		t.Fatalf("first message: %v", err)
+	}
+	err = publishOne(p, "", 2)
+	var apiErr *jetstream.APIError
+	if !errors.Is(err, publish.ErrUnavailable) || !errors.As(err, &apiErr) {
+		t.Fatalf("publish to a full stream: %v, want ErrUnavailable with the stream's error", err)
+	}
+
+	// No stream: answered by the server at once, and the next publish
+	// creates the stream.
+	if err := js.DeleteStream(ctx, task.StreamName); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := publishOne(p, "", 3); !errors.Is(err, publish.ErrUnavailable) {
+		t.Fatalf("publish without a stream: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("publish without a stream took %v: it should not wait for its deadline", d)
+	}
+	if err := publishOne(p, "", 4); err != nil {
+		t.Fatalf("publish after the stream was deleted: %v", err)
+	}
+	if got := streamInfo(t, js).State.Msgs; got != 1 {
+		t.Fatalf("recreated stream holds %d messages, want 1", got)
+	}
+}
+
+// A publish with NATS gone ends at once with ErrUnavailable rather than at
+// its deadline.
+func TestPublishFailsFastWhenNATSGoes(t *testing.T) {
+	ns := testenv.StartNATS(t, -1, t.TempDir())
+	p, _ := connect(t, ns.ClientURL())
+	if err := publishOne(p, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	start := time.Now()
+	if err := publishOne(p, "", 1); !errors.Is(err, publish.ErrUnavailable) {
+		t.Fatalf("publish with NATS gone: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("publish with NATS gone took %v", d)
+	}
+}
