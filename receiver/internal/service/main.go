@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +72,13 @@ func parseLevel(s string) (slog.Level, error) {
 	return lv, nil
 }
 
+// GCPercent is the garbage collector's target the receiver runs with
+// unless GOGC is set. Its live heap is a few MiB, so collecting at four
+// times that rather than twice costs little memory and saves a few per
+// cent of the CPU per request (loadtest bench: 45% of the bare handler's
+// throughput at GOGC=100, 47.5% at 400).
+const GCPercent = 400
+
 // Run connects to Redis and NATS, listens, and serves in the background. It
 // does not wait for Redis or NATS to answer: until they do, webhooks get 503
 // and /readyz says why.
@@ -78,6 +86,9 @@ func (m *Main) Run(ctx context.Context) error {
 	c := m.Config
 	if m.Log == nil {
 		m.Log = NewLogger(os.Stderr, c.LogFormat, c.LogLevel)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(GCPercent)
 	}
 	secrets, err := task.ParseSecrets(c.WebhookSecret)
 	if err != nil {
