@@ -245,13 +245,12 @@ func (c *Counter) Count(ctx context.Context, id string, t task.Task, encoded []b
 	o := c.get(opCount)
 	k := c.opts.Keys
 	batch := k.Batch(t.BatchID)
-	hasID := "0"
-	seen := batch
+	hasID, seen, fp := "0", batch, ""
 	if id != "" {
-		hasID, seen = "1", k.Seen(id)
+		hasID, seen, fp = "1", k.Seen(id), Fingerprint(encoded)
 	}
 	o.keys = append(o.keys, batch, seen)
-	o.args = append(o.args, t.Priority.String(), t.BatchID, t.BatchSize, hasID, Fingerprint(encoded))
+	o.args = append(o.args, t.Priority.String(), t.BatchID, t.BatchSize, hasID, fp)
 	o.noID = id == ""
 	o.now = now
 	prev, err = c.do(ctx, o)

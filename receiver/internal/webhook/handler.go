@@ -165,8 +165,8 @@ func (h *Handler) ingest(ctx *fasthttp.RequestCtx) {
 	if timeout <= 0 {
 		timeout = 2 * time.Second
 	}
-	rctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+	rctx := newDeadline(timeout)
+	defer rctx.release()
 
 	data := t.AppendJSON(make([]byte, 0, 160))
 	prev, err := h.Counter.Count(rctx, id, t, data, now)
