@@ -1,7 +1,9 @@
 // Package counter records accepted tasks in Redis: it deduplicates on the
 // webhook id and counts per priority and per batch in one atomic script, and
 // batches the scripts of concurrent requests into pipelines so that many
-// requests share one round trip.
+// requests share one round trip. As soon as Redis answers, the pipeline
+// starts the publishes of the tasks it counted (CountThenStart), so that
+// a batch's tasks also share one write to the stream's connection.
 package counter
 
 import (
@@ -130,6 +132,18 @@ type Options struct {
 	Timeout time.Duration
 	// Log receives the rare lines the counter writes itself; default none.
 	Log *slog.Logger
+	// Start, when set, starts the publish of a task for CountThenStart,
+	// without waiting: the pipeline calls it for every task of a batch
+	// that needs publishing, in a row, so that they reach the stream's
+	// connection together.
+	Start func(id, subject string, encoded []byte) Started
+}
+
+// Started is a publish on its way.
+type Started interface {
+	// Wait returns once the stream acknowledged the task, or failed it,
+	// or ctx ended.
+	Wait(ctx context.Context) error
 }
 
 func (o *Options) setDefaults() {
@@ -194,11 +208,17 @@ type op struct {
 	noID  bool     // a count whose webhook had no id
 	now   time.Time
 	done  chan opResult
+	// For CountThenStart: what to publish once counted.
+	start   bool
+	id      string
+	subject string
+	encoded []byte
 }
 
 type opResult struct {
 	state string
 	err   error
+	pub   Started // the publish started for CountThenStart
 }
 
 // New returns a Counter over rdb. Call Run to start its pipelines.
@@ -242,7 +262,27 @@ func Fingerprint(encoded []byte) string {
 // by an earlier delivery of the same task; task.ErrIDReused when id was
 // counted for another task.
 func (c *Counter) Count(ctx context.Context, id string, t task.Task, encoded []byte, now time.Time) (prev string, err error) {
+	prev, _, err = c.count(ctx, id, t, encoded, now, false)
+	return prev, err
+}
+
+// CountThenStart counts t as Count does and, when the stream must get it
+// (counted now, or counted by an earlier delivery whose publish was not
+// acknowledged), starts its publish with Options.Start from the pipeline,
+// right after Redis answered: the caller waits for the returned publish.
+// pub is nil when nothing is to be published. It needs Options.Start.
+func (c *Counter) CountThenStart(ctx context.Context, id string, t task.Task, encoded []byte, now time.Time) (prev string, pub Started, err error) {
+	if c.opts.Start == nil {
+		return "", nil, errors.New("counter: CountThenStart without Options.Start")
+	}
+	return c.count(ctx, id, t, encoded, now, true)
+}
+
+func (c *Counter) count(ctx context.Context, id string, t task.Task, encoded []byte, now time.Time, start bool) (prev string, pub Started, err error) {
 	o := c.get(opCount)
+	if start {
+		o.start, o.id, o.subject, o.encoded = true, id, t.Priority.Subject(), encoded
+	}
 	k := c.opts.Keys
 	batch := k.Batch(t.BatchID)
 	hasID, seen, fp := "0", batch, ""
@@ -253,11 +293,11 @@ func (c *Counter) Count(ctx context.Context, id string, t task.Task, encoded []b
 	o.args = append(o.args, t.Priority.String(), t.BatchID, t.BatchSize, hasID, fp)
 	o.noID = id == ""
 	o.now = now
-	prev, err = c.do(ctx, o)
-	if prev == conflict {
-		return "", task.ErrIDReused
+	r := c.do(ctx, o)
+	if r.state == conflict {
+		return "", nil, task.ErrIDReused
 	}
-	return prev, err
+	return r.state, r.pub, r.err
 }
 
 // MarkPublished records that the stream holds the task of webhook id, so
@@ -266,8 +306,7 @@ func (c *Counter) MarkPublished(ctx context.Context, id string, encoded []byte) 
 	o := c.get(opMarkPublished)
 	o.keys = append(o.keys, c.opts.Keys.Seen(id))
 	o.args = append(o.args, task.SeenPublished+Fingerprint(encoded))
-	_, err := c.do(ctx, o)
-	return err
+	return c.do(ctx, o).err
 }
 
 // Uncount takes back the count of a task without a webhook id whose
@@ -277,8 +316,7 @@ func (c *Counter) Uncount(ctx context.Context, t task.Task) error {
 	o := c.get(opUncount)
 	o.keys = append(o.keys, c.opts.Keys.Batch(t.BatchID))
 	o.args = append(o.args, t.Priority.String())
-	_, err := c.do(ctx, o)
-	return err
+	return c.do(ctx, o).err
 }
 
 func (c *Counter) get(kind opKind) *op {
@@ -287,29 +325,30 @@ func (c *Counter) get(kind opKind) *op {
 	o.state.Store(opWaiting)
 	o.keys, o.args = o.keys[:0], o.args[:0]
 	o.noID = false
+	o.start, o.id, o.subject, o.encoded = false, "", "", nil
 	return o
 }
 
-func (c *Counter) do(ctx context.Context, o *op) (string, error) {
+func (c *Counter) do(ctx context.Context, o *op) opResult {
 	select {
 	case c.ops <- o:
 	case <-ctx.Done():
 		c.pool.Put(o)
-		return "", fmt.Errorf("%w: queue: %w", ErrUnavailable, ctx.Err())
+		return opResult{err: fmt.Errorf("%w: queue: %w", ErrUnavailable, ctx.Err())}
 	}
 	select {
 	case r := <-o.done:
 		c.pool.Put(o)
-		return r.state, r.err
+		return r
 	case <-ctx.Done():
 		if o.state.CompareAndSwap(opWaiting, opAbandoned) {
 			// The pipeline owns o from now on: it skips it if it has not
 			// sent it yet, and takes back a count it made for nobody.
-			return "", fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+			return opResult{err: fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())}
 		}
 		r := <-o.done // answered just now
 		c.pool.Put(o)
-		return r.state, r.err
+		return r
 	}
 }
 
@@ -417,11 +456,16 @@ func (c *Counter) exec(ctx context.Context, batch []*op, b *buffers) {
 			} else {
 				r.state = states[i]
 			}
-			if !o.state.CompareAndSwap(opWaiting, opAnswered) && o.noID && r.err == nil && r.state == "" {
+			answered := o.state.CompareAndSwap(opWaiting, opAnswered)
+			if !answered && o.noID && r.err == nil && r.state == "" {
 				// Counted for a caller that gave up and answered 503: the
 				// sender will retry, and without an id the retry counts again.
 				c.takeBack(o)
 				continue
+			}
+			if answered && o.start && r.err == nil && (r.state == "" || r.state == task.SeenCounted) {
+				// The caller waits for this publish now, whatever happens.
+				r.pub = c.opts.Start(o.id, o.subject, o.encoded)
 			}
 			o.done <- r
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -11,8 +12,11 @@ import (
 	"time"
 
 	"github.com/hookpipe/hookpipe/receiver/internal/counter"
+	"github.com/hookpipe/hookpipe/receiver/internal/publish"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/hookpipe/hookpipe/testdata/testenv"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -227,4 +231,85 @@ func slowProxy(t *testing.T, addr string, delay time.Duration) string {
 		}
 	}()
 	return l.Addr().String()
+}
+
+// CountThenStart publishes what the stream must get, from the pipeline:
+// a new task, and again one counted but not marked published (the stream
+// drops the copy); nothing once the id is marked published.
+func TestCountThenStartPublishes(t *testing.T) {
+	url, prefix := testenv.Redis(t)
+	opt, _ := redis.ParseURL(url)
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	ns := testenv.NATS(t)
+	pub, err := publish.Connect(ns.ClientURL(), publish.StreamOptions{}, time.Second, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	testenv.Eventually(t, 5*time.Second, func() bool { return pub.EnsureStream(ctx) == nil }, "no stream")
+	c := counter.New(rdb, counter.Options{Keys: task.Keys{Prefix: prefix}, Start: func(id, subject string, encoded []byte) counter.Started {
+		return pub.Start(id, subject, encoded)
+	}})
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(runCtx); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	tk := task.Task{BatchID: "0f8fad5b-d9cb-469f-a165-70867728950e", ID: 1, Owner: "Ada", Priority: task.Major}
+	body := tk.Encode()
+	deliver := func(id string) (string, bool) {
+		t.Helper()
+		prev, p, err := c.CountThenStart(ctx, id, tk, body, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p != nil {
+			if err := p.Wait(ctx); err != nil {
+				t.Fatalf("publish of %q: %v", id, err)
+			}
+		}
+		return prev, p != nil
+	}
+	if prev, published := deliver("msg_a"); prev != "" || !published {
+		t.Fatalf("new id: prev %q, published %v; want counted and published", prev, published)
+	}
+	if prev, published := deliver("msg_a"); prev != task.SeenCounted || !published {
+		t.Fatalf("id counted, not marked: prev %q, published %v; want published again", prev, published)
+	}
+	if err := c.MarkPublished(ctx, "msg_a", body); err != nil {
+		t.Fatal(err)
+	}
+	if prev, published := deliver("msg_a"); prev != task.SeenPublished || published {
+		t.Fatalf("id marked published: prev %q, published %v; want nothing published", prev, published)
+	}
+	for range 3 {
+		if prev, published := deliver(""); prev != "" || !published {
+			t.Fatalf("no id: prev %q, published %v; want counted and published every time", prev, published)
+		}
+	}
+
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	s, err := js.Stream(ctx, task.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 4 {
+		t.Fatalf("stream holds %d messages, want 4: msg_a once (its second publish dropped as a duplicate) and 3 without id", info.State.Msgs)
+	}
+	counts, err := rdb.HGet(ctx, task.Keys{Prefix: prefix}.Counts(), task.Major.String()).Int()
+	if err != nil || counts != 4 {
+		t.Fatalf("Major counted %d (%v), want 4", counts, err)
+	}
 }

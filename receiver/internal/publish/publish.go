@@ -87,7 +87,7 @@ type Publisher struct {
 	mu      sync.Mutex
 	next    uint64             // last token given out
 	waiting map[uint64]*waiter // by token, until acknowledged or given up
-	busy    sync.WaitGroup     // publishes in flight, for Close
+	busy    sync.WaitGroup     // publishes started and not waited for, for Close
 	pool    sync.Pool          // of *waiter
 }
 
@@ -184,17 +184,33 @@ func (p *Publisher) EnsureStream(ctx context.Context) error {
 // acknowledgement, until ctx ends. A non-empty id is the message id the
 // stream deduplicates on.
 func (p *Publisher) Publish(ctx context.Context, id, subject string, data []byte) error {
+	return p.Start(id, subject, data).Wait(ctx)
+}
+
+// Pending is a publish on its way: Wait for its acknowledgement.
+type Pending struct {
+	p     *Publisher
+	token uint64
+	w     *waiter
+	err   error // the publish failed at once
+	// Set when Start could not send (the stream is not known to exist):
+	// Wait checks the stream and publishes.
+	id, subject string
+	data        []byte
+}
+
+// Start sends data on subject without waiting and returns the publish, for
+// Wait. It never waits on the network, so that one goroutine can start the
+// publishes of many requests in a row and the connection writes them
+// together; when the stream is not known to exist it leaves the publish to
+// Wait, which checks first. A non-empty id is the message id the stream
+// deduplicates on.
+func (p *Publisher) Start(id, subject string, data []byte) *Pending {
 	if !p.ready.Load() {
-		if p.nc.Status() != nats.CONNECTED {
-			return fmt.Errorf("%w: nats %s", ErrUnavailable, p.nc.Status())
-		}
-		if err := p.EnsureStream(ctx); err != nil {
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
+		return &Pending{p: p, id: id, subject: subject, data: data}
 	}
 	w := p.pool.Get().(*waiter)
 	p.busy.Add(1)
-	defer p.busy.Done()
 	p.mu.Lock()
 	p.next++
 	token := p.next
@@ -206,18 +222,43 @@ func (p *Publisher) Publish(ctx context.Context, id, subject string, data []byte
 	}
 	if err := p.nc.PublishMsg(msg); err != nil {
 		p.giveUp(token, w)
-		return fmt.Errorf("%w: publish %s: %w", ErrUnavailable, subject, err)
+		p.busy.Done()
+		return &Pending{err: fmt.Errorf("%w: publish %s: %w", ErrUnavailable, subject, err)}
 	}
+	return &Pending{p: p, token: token, w: w, subject: subject}
+}
+
+// Wait returns once the stream acknowledged the publish, or failed it, or
+// ctx ended.
+func (pd *Pending) Wait(ctx context.Context) error {
+	p := pd.p
+	switch {
+	case pd.err != nil:
+		return pd.err
+	case pd.w == nil:
+		if p.nc.Status() != nats.CONNECTED {
+			return fmt.Errorf("%w: nats %s", ErrUnavailable, p.nc.Status())
+		}
+		if err := p.EnsureStream(ctx); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		next := p.Start(pd.id, pd.subject, pd.data)
+		if next.w == nil && next.err == nil {
+			return fmt.Errorf("%w: publish %s: stream gone again", ErrUnavailable, pd.subject)
+		}
+		return next.Wait(ctx)
+	}
+	defer p.busy.Done()
 	select {
-	case err := <-w.done:
-		p.pool.Put(w)
+	case err := <-pd.w.done:
+		p.pool.Put(pd.w)
 		if err != nil {
-			return fmt.Errorf("%w: publish %s: %w", ErrUnavailable, subject, err)
+			return fmt.Errorf("%w: publish %s: %w", ErrUnavailable, pd.subject, err)
 		}
 		return nil
 	case <-ctx.Done():
-		p.giveUp(token, w)
-		return fmt.Errorf("%w: publish %s: %w", ErrUnavailable, subject, ctx.Err())
+		p.giveUp(pd.token, pd.w)
+		return fmt.Errorf("%w: publish %s: %w", ErrUnavailable, pd.subject, ctx.Err())
 	}
 }
 

@@ -129,13 +129,17 @@ func (m *Main) Run(ctx context.Context) error {
 	m.cancel = cancel
 	cnt := counter.New(m.rdb, counter.Options{
 		Keys: task.Keys{Prefix: c.KeyPrefix}, SeenTTL: c.DedupeTTL, Timeout: c.Timeout, Log: m.Log,
+		// The counter's pipeline starts the publishes of a batch as soon
+		// as Redis counted it, so that they leave in one write.
+		Start: func(id, subject string, encoded []byte) counter.Started {
+			return m.pub.Start(id, subject, encoded)
+		},
 	})
 	m.wg.Go(func() { cnt.Run(runCtx) })
 	m.wg.Go(func() { m.ensureStream(runCtx) })
 
 	h := &webhook.Handler{
 		Counter:    cnt,
-		Publisher:  m.pub,
 		Path:       c.Path,
 		Timeout:    c.Timeout,
 		RetryAfter: c.RetryAfter,

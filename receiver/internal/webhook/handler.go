@@ -13,35 +13,31 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookpipe/hookpipe/receiver/internal/counter"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/valyala/fasthttp"
 )
 
-// Counter deduplicates and counts tasks.
+// Counter deduplicates and counts tasks, and starts the publish of each
+// task the stream must get.
 type Counter interface {
-	// Count counts t, whose canonical encoding is encoded, unless id was
-	// counted before; it returns "" when it counted, else the state
-	// recorded for id (task.SeenCounted or task.SeenPublished), or
-	// task.ErrIDReused when id was counted for another task.
-	Count(ctx context.Context, id string, t task.Task, encoded []byte, now time.Time) (prev string, err error)
+	// CountThenStart counts t, whose canonical encoding is encoded,
+	// unless id was counted before; it returns "" when it counted, else
+	// the state recorded for id (task.SeenCounted or task.SeenPublished),
+	// or task.ErrIDReused when id was counted for another task. When the
+	// stream must get t (prev is "" or task.SeenCounted), pub is its
+	// publish, started as soon as Redis answered.
+	CountThenStart(ctx context.Context, id string, t task.Task, encoded []byte, now time.Time) (prev string, pub counter.Started, err error)
 	// MarkPublished records that the stream holds the task of id.
 	MarkPublished(ctx context.Context, id string, encoded []byte) error
 	// Uncount takes back a count of a task without an id.
 	Uncount(ctx context.Context, t task.Task) error
 }
 
-// Publisher stores tasks in the stream.
-type Publisher interface {
-	// Publish returns once the stream acknowledged data on subject; a
-	// non-empty id is the message id the stream deduplicates on.
-	Publish(ctx context.Context, id, subject string, data []byte) error
-}
-
 // Handler answers webhook requests. Its fields must be set before the first
 // request and not changed after.
 type Handler struct {
-	Counter   Counter
-	Publisher Publisher
+	Counter Counter
 	// Verifier checks signatures; nil accepts unsigned requests.
 	Verifier *task.Verifier
 	// Path is where webhooks are posted; default "/consumetasks".
@@ -169,7 +165,7 @@ func (h *Handler) ingest(ctx *fasthttp.RequestCtx) {
 	defer rctx.release()
 
 	data := t.AppendJSON(make([]byte, 0, 160))
-	prev, err := h.Counter.Count(rctx, id, t, data, now)
+	prev, pub, err := h.Counter.CountThenStart(rctx, id, t, data, now)
 	if errors.Is(err, task.ErrIDReused) {
 		h.fail(ctx, err)
 		return
@@ -187,9 +183,10 @@ func (h *Handler) ingest(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	// New, or counted by an earlier delivery whose publish was not
-	// acknowledged: publish (again). The stream drops the copy if the
-	// earlier publish did land after all.
-	if err := h.Publisher.Publish(rctx, id, t.Priority.Subject(), data); err != nil {
+	// acknowledged: the counter published it (again) as soon as Redis
+	// answered. The stream drops the copy if the earlier publish did land
+	// after all.
+	if err := pub.Wait(rctx); err != nil {
 		h.Metrics.PublishFailures.Add(1)
 		h.down(&h.natsDown, "nats", err)
 		if id == "" && prev == "" {
