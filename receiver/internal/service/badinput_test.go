@@ -1,11 +1,13 @@
 package service_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -162,5 +164,41 @@ func TestBadCorpusChangesNothing(t *testing.T) {
 	}
 	if n, _ := e.rdb.Keys(context.Background(), e.keys.Prefix+"*").Result(); len(n) != 0 {
 		t.Fatalf("bad bodies left Redis keys %v", n)
+	}
+}
+
+// TestOversizedBodyGetsItsAnswer: a sender still writing a body over the
+// limit when the receiver refuses it gets the 413, not a reset connection
+// (the receiver reads and drops the rest before it closes).
+func TestOversizedBodyGetsItsAnswer(t *testing.T) {
+	e := newEnv(t, func(c *service.Config) { c.MaxBodySize = 1024 })
+	addr := strings.TrimPrefix(strings.TrimSuffix(e.url, e.m.Config.Path), "http://")
+	const size, chunks = 256 << 10, 16
+	for range 3 {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", e.m.Config.Path, size)
+		chunk := bytes.Repeat([]byte(" "), size/chunks)
+		for i := range chunks {
+			if _, err := conn.Write(chunk); err != nil {
+				t.Fatalf("writing chunk %d of the body: %v", i, err)
+			}
+			time.Sleep(5 * time.Millisecond) // a sender on a slower link
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("reading the answer: %v", err)
+		}
+		res.Body.Close()
+		conn.Close()
+		if res.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Fatalf("status %d, want 413", res.StatusCode)
+		}
+	}
+	if got := e.counts(t).Total(); got != 0 {
+		t.Fatalf("counts %d", got)
 	}
 }

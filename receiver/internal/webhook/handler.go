@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -315,6 +316,9 @@ func (h *Handler) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		err = errTooLarge
+		if c := ctx.Conn(); c != nil {
+			drain(c)
+		}
 	case errors.As(err, &small):
 		err = errHeaders
 	default:
@@ -327,6 +331,36 @@ func (h *Handler) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	}
 	h.fail(ctx, err)
 	h.Metrics.observe(ctx.Response.StatusCode(), 0)
+}
+
+// Bounds of drain.
+const (
+	maxDrain   = 1 << 20
+	drainFor   = time.Second
+	drainPause = 100 * time.Millisecond
+)
+
+// drain reads and drops what a sender still sends of a body too large,
+// until it pauses, so that it finishes writing and reads the 413: closing
+// the connection with its bytes unread would reset it, and the sender
+// would see a broken pipe instead of the answer. It gives up after
+// maxDrain bytes or drainFor, and a sender that waits for
+// "100 Continue" sends nothing more to drain.
+func drain(c net.Conn) {
+	deadline := time.Now().Add(drainFor)
+	buf := make([]byte, 32<<10)
+	for n := 0; n < maxDrain; {
+		next := time.Now().Add(drainPause)
+		if next.After(deadline) {
+			next = deadline
+		}
+		c.SetReadDeadline(next)
+		m, err := c.Read(buf)
+		n += m
+		if err != nil {
+			return
+		}
+	}
 }
 
 // isJSON reports whether a Content-Type header names JSON in UTF-8.
