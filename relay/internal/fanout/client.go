@@ -39,6 +39,11 @@ type client struct {
 	since  uint64
 	joined time.Time
 	idx    int // position in the hub's list
+
+	// Owned by the hub: the sequence and counts version of the last
+	// frame the client was given, and the frame cut for it next.
+	sent, ver uint64
+	next      *frame
 }
 
 // offer sends f to c without waiting: at once when the socket takes it, or

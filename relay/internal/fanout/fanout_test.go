@@ -210,3 +210,66 @@ func BenchmarkTick(b *testing.B) {
 		})
 	}
 }
+
+// framesOf decodes the frames queued for a client without a socket.
+func framesOf(t *testing.T, c *client) []task.Frame {
+	t.Helper()
+	var out []task.Frame
+	for _, f := range c.pending {
+		payload := f.data[2:]
+		if f.data[1] == 126 {
+			payload = f.data[4:]
+		}
+		var fr task.Frame
+		if err := json.Unmarshal(payload, &fr); err != nil {
+			t.Fatalf("frame %q: %v", payload, err)
+		}
+		out = append(out, fr)
+	}
+	return out
+}
+
+// Clients are served a part at a time and each part's frame is cut with
+// the events that came in meanwhile; every client still gets every event
+// once, and the clients of the first parts catch up at the next tick.
+func TestFanoutInPartsIsExact(t *testing.T) {
+	h := New(Config{QueueSize: 100}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.part = 2
+	h.ring = newRing(h.cfg.RingSize, 1)
+	h.begun, h.haveCounts, h.caughtUp = true, true, true
+	h.isLive.Store(true)
+	for range 5 {
+		c := &client{wake: make(chan struct{}, 1), done: make(chan struct{}), capacity: 100}
+		h.clients[c] = struct{}{}
+		c.idx = len(h.list)
+		h.list = append(h.list, c)
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		h.take(input{ev: testEvent(seq, "a"), seq: seq})
+	}
+	// These arrive while the first part is being written.
+	for seq := uint64(4); seq <= 6; seq++ {
+		h.in <- input{ev: testEvent(seq, "b"), seq: seq}
+	}
+	h.tick(time.Now())
+	if got := framesOf(t, h.list[0]); len(got) != 1 || got[0].Seq != 3 {
+		t.Fatalf("first part: %+v, want one frame at seq 3", got)
+	}
+	if got := framesOf(t, h.list[4]); len(got) != 1 || got[0].Seq != 6 {
+		t.Fatalf("last part: %+v, want one frame at seq 6", got)
+	}
+	h.tick(time.Now())
+	h.tick(time.Now()) // nothing new: no frame
+	for i, c := range h.list {
+		var seqs []uint64
+		frames := framesOf(t, c)
+		for _, f := range frames {
+			for _, e := range f.Events {
+				seqs = append(seqs, e.Seq)
+			}
+		}
+		if last := frames[len(frames)-1].Seq; last != 6 || !slices.Equal(seqs, []uint64{1, 2, 3, 4, 5, 6}) {
+			t.Errorf("client %d: frames end at seq %d with events %v, want 6 and 1 to 6 once each", i, last, seqs)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -215,6 +216,8 @@ type Hub struct {
 	due         time.Time // when the next tick should come
 	buf         []byte
 	evbuf       [][]byte
+	cuts        []cut
+	part        int // fanoutPart; tests make it small
 	snapCache   cachedFrame
 	resumeCache cachedFrame
 }
@@ -238,6 +241,7 @@ func New(cfg Config, log *slog.Logger) *Hub {
 		done:       make(chan struct{}),
 		clients:    make(map[*client]struct{}),
 		interval:   cfg.Interval,
+		part:       fanoutPart,
 	}
 	origin := cfg.CheckOrigin
 	if origin == nil {
@@ -351,19 +355,13 @@ func (h *Hub) Run(ctx context.Context, shutdown time.Duration) error {
 				break
 			}
 		case c := <-h.countsIn:
-			if c != h.counts || !h.haveCounts {
-				h.counts = c
-				h.countsVer++
-			}
-			h.haveCounts = true
-			h.maybeLive()
+			h.setCounts(c)
 		case c := <-h.joins:
 			h.join(c, time.Now())
 		case c := <-h.leaves:
 			h.drop(c)
 		case <-ping.C:
-			// A client whose queue is full is cut off by the next frame.
-			h.fanout(pingFrame)
+			h.cutOff(h.fanout(pingFrame))
 		case <-tick.C:
 			tick.Reset(h.tick(time.Now()))
 		}
@@ -405,6 +403,15 @@ func (h *Hub) take(in input) {
 	}
 }
 
+func (h *Hub) setCounts(c task.Counts) {
+	if c != h.counts || !h.haveCounts {
+		h.counts = c
+		h.countsVer++
+	}
+	h.haveCounts = true
+	h.maybeLive()
+}
+
 // restart forgets everything taken from a stream that was recreated
 // (its sequences start again from 1): every client is told to reconnect,
 // and gets a snapshot of the new stream once it is loaded.
@@ -432,10 +439,10 @@ func (h *Hub) maybeLive() {
 	h.log.Info("relay caught up with the stream", "seq", h.seq)
 }
 
-// tick sends one update frame to every client when anything changed, and
-// serves the joins that waited for the hub to catch up. It returns how
-// long to wait before the next tick: an interval, or as long as the
-// fan-out took when that is longer, so that writing to the clients
+// tick sends an update frame to every client when anything changed (see
+// update), and serves the joins that waited for the hub to catch up. It
+// returns how long to wait before the next tick: an interval, or as long
+// as the fan-out took when that is longer, so that writing to the clients
 // takes at most half of the hub's time and leaves the CPU to the rest
 // (reading the stream, serving joins, other processes).
 func (h *Hub) tick(now time.Time) (next time.Duration) {
@@ -449,13 +456,12 @@ func (h *Hub) tick(now time.Time) (next time.Duration) {
 		return next
 	}
 	if h.sent != h.seq || h.countsSent != h.countsVer {
-		h.evbuf = h.ring.after(h.evbuf[:0], h.sent, h.seq)
-		if n := h.cfg.MaxUpdateEvents; n > 0 && len(h.evbuf) > n {
-			h.evbuf = h.evbuf[len(h.evbuf)-n:]
-		}
-		f := h.prepare(task.FrameUpdate, h.seq, h.evbuf)
-		h.sent, h.countsSent = h.seq, h.countsVer
-		backlog := h.fanout(f)
+		// The first part's cut is what every client has at least: when
+		// later parts got more, the next tick brings the first ones up.
+		sent, ver := h.seq, h.countsVer
+		backlog, slow := h.update()
+		h.sent, h.countsSent = sent, ver
+		h.cutOff(slow)
 		took := time.Since(now)
 		h.stats.fanouts.Add(1)
 		h.stats.fanoutNanos.Add(int64(took))
@@ -518,6 +524,7 @@ func (h *Hub) join(c *client, now time.Time) {
 		})
 		h.stats.snapshots.Add(1)
 	}
+	c.sent, c.ver = h.sent, h.countsVer
 	var st sendStats
 	c.offer(f, &st) // nothing is pending yet: this cannot fail
 	st.flush(&h.stats)
@@ -574,9 +581,135 @@ func (h *Hub) remove(c *client) {
 	h.stats.clients.Store(int64(len(h.clients)))
 }
 
-// fanoutPart is the fewest clients worth a goroutine of their own in a
-// fan-out.
-const fanoutPart = 250
+// takeWaiting takes in, without waiting, the events and counts that came
+// in since the hub last looked: between two parts of a fan-out.
+func (h *Hub) takeWaiting() {
+	for n := 0; n < cap(h.in); n++ {
+		select {
+		case in := <-h.in:
+			h.take(in)
+			continue
+		default:
+		}
+		break
+	}
+	select {
+	case c := <-h.countsIn:
+		h.setCounts(c)
+	default:
+	}
+}
+
+// update offers every client the events and counts it does not have yet.
+// The clients are served in parts of h.part by a few writer
+// goroutines per CPU, and each part's frame is cut just before a writer
+// takes the part, with the events that came in meanwhile: with many
+// clients, an event waits for its client's part rather than for a whole
+// fan-out. It returns how many clients were a whole frame behind, and
+// those too slow to take the frame (their queue is full).
+func (h *Hub) update() (backlog int, slow []*client) {
+	list := h.list // a stream restart empties h.list, not this
+	writers := min(fanoutPartsPerCPU*runtime.GOMAXPROCS(0), max(len(list)/h.part, 1))
+	parts := make(chan []*client)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			b, sl := h.offerEach(parts)
+			mu.Lock()
+			backlog += b
+			slow = append(slow, sl...)
+			mu.Unlock()
+		})
+	}
+	for lo := 0; lo < len(list); lo += h.part {
+		if lo > 0 {
+			h.takeWaiting()
+		}
+		part := list[lo:min(lo+h.part, len(list))]
+		h.cutFor(part)
+		parts <- part // unbuffered: cut no further ahead than the writers
+	}
+	close(parts)
+	wg.Wait()
+	return backlog, slow
+}
+
+// cutFor cuts the frames of part at the hub's newest sequence and counts.
+// A client gets the events after the last frame it was given (usually the
+// same for the whole part, so one frame is encoded for it), or a snapshot
+// when the ring no longer holds them.
+func (h *Hub) cutFor(part []*client) {
+	seq, ver := h.seq, h.countsVer
+	h.cuts = h.cuts[:0]
+	for _, c := range part {
+		if c.sent == seq && c.ver == ver {
+			continue // it has everything
+		}
+		i := slices.IndexFunc(h.cuts, func(k cut) bool { return k.since == c.sent })
+		if i < 0 {
+			var f *frame
+			if h.ring.covers(c.sent) {
+				h.evbuf = h.ring.after(h.evbuf[:0], c.sent, seq)
+				if n := h.cfg.MaxUpdateEvents; n > 0 && len(h.evbuf) > n {
+					h.evbuf = h.evbuf[len(h.evbuf)-n:]
+				}
+				f = h.prepare(task.FrameUpdate, seq, h.evbuf)
+			} else {
+				h.evbuf = h.ring.last(h.evbuf[:0], h.cfg.SnapshotEvents, seq)
+				f = h.prepare(task.FrameSnapshot, seq, h.evbuf)
+			}
+			i = len(h.cuts)
+			h.cuts = append(h.cuts, cut{since: c.sent, f: f})
+		}
+		c.next = h.cuts[i].f
+		c.sent, c.ver = seq, ver
+	}
+}
+
+// offerEach offers each client of the parts it receives the frame cut for
+// it, until parts is closed.
+func (h *Hub) offerEach(parts <-chan []*client) (backlog int, slow []*client) {
+	var st sendStats
+	for part := range parts {
+		for _, c := range part {
+			f := c.next
+			if f == nil {
+				continue // nothing new for it
+			}
+			c.next = nil
+			ok, behind := c.offer(f, &st)
+			if behind {
+				backlog++
+			}
+			if !ok {
+				slow = append(slow, c)
+			}
+		}
+		st.flush(&h.stats)
+	}
+	return backlog, slow
+}
+
+// cut is one frame of a part, for the clients whose last frame was since.
+type cut struct {
+	since uint64
+	f     *frame
+}
+
+// cutOff closes the clients too slow to take their frames.
+func (h *Hub) cutOff(slow []*client) {
+	for _, c := range slow {
+		h.stats.dropped.Add(1)
+		h.stats.slow.Add(1)
+		h.remove(c)
+		c.close(task.CloseTryAgainLater, ReasonSlow)
+	}
+}
+
+// fanoutPart is how many clients get one cut of the stream, and the
+// fewest worth a goroutine of their own in a fan-out.
+const fanoutPart = 125
 
 // fanoutPartsPerCPU splits a fan-out into more parts than there are CPUs:
 // each write wakes a reader that often takes the CPU from the writing
@@ -584,29 +717,18 @@ const fanoutPart = 250
 // when the other CPUs can pick up the parts not started yet.
 const fanoutPartsPerCPU = 4
 
-// fanout offers f to every client and returns how many were a whole frame
-// behind. The hub writes to the sockets itself, split over a few
-// goroutines per CPU, and waits for them: a write that would
-// wait is left to that client's writer, so nobody waits for a slow client.
-// Clients whose queue is full are cut off.
-func (h *Hub) fanout(f *frame) (backlog int) {
-	parts := min(fanoutPartsPerCPU*runtime.GOMAXPROCS(0), max(len(h.list)/fanoutPart, 1))
-	type result struct {
-		backlog int
-		slow    []*client
-	}
-	results := make([]result, parts)
+// fanout offers f to every client, split over a few goroutines per CPU,
+// and returns the clients too slow to take it (their queue is full).
+func (h *Hub) fanout(f *frame) (slow []*client) {
+	list := h.list
+	parts := min(fanoutPartsPerCPU*runtime.GOMAXPROCS(0), max(len(list)/fanoutPart, 1))
+	results := make([][]*client, parts)
 	part := func(i int) {
-		r := &results[i]
 		var st sendStats
-		lo, hi := len(h.list)*i/parts, len(h.list)*(i+1)/parts
-		for _, c := range h.list[lo:hi] {
-			ok, behind := c.offer(f, &st)
-			if behind {
-				r.backlog++
-			}
-			if !ok {
-				r.slow = append(r.slow, c)
+		lo, hi := len(list)*i/parts, len(list)*(i+1)/parts
+		for _, c := range list[lo:hi] {
+			if ok, _ := c.offer(f, &st); !ok {
+				results[i] = append(results[i], c)
 			}
 		}
 		st.flush(&h.stats)
@@ -617,16 +739,7 @@ func (h *Hub) fanout(f *frame) (backlog int) {
 	}
 	part(0)
 	wg.Wait()
-	for _, r := range results {
-		backlog += r.backlog
-		for _, c := range r.slow {
-			h.stats.dropped.Add(1)
-			h.stats.slow.Add(1)
-			h.remove(c)
-			c.close(task.CloseTryAgainLater, ReasonSlow)
-		}
-	}
-	return backlog
+	return slices.Concat(results...)
 }
 
 func (h *Hub) stop(deadline time.Duration) {
