@@ -464,9 +464,11 @@ func (a *acks) get(seq uint64) int64 {
 var ackTimes *acks
 
 func (c *client) read(lat *histogram, first chan<- error) {
-	var buf bytes.Buffer // reused: the load client should cost little
+	// Two buffers, swapped with c.last, so that keeping the newest frame
+	// costs no copy: the load client should cost little.
+	var spare []byte
 	for {
-		buf.Reset()
+		buf := bytes.NewBuffer(spare[:0])
 		_, r, err := c.conn.NextReader()
 		if err == nil {
 			_, err = buf.ReadFrom(r)
@@ -486,7 +488,7 @@ func (c *client) read(lat *histogram, first chan<- error) {
 		c.frames.Add(1)
 		c.mu.Lock()
 		c.record(data, now, lat.on.Load())
-		c.last = append(c.last[:0], data...)
+		c.last, spare = data, c.last
 		c.mu.Unlock()
 	}
 }
@@ -530,9 +532,11 @@ func (c *client) record(data []byte, now time.Time, on bool) {
 		// fair sample of a wide one at a bounded cost per frame.
 		n := last - first + 1
 		k := min(n, maxTimed)
+		b := -1
 		for j := range k {
 			lo, hi := first+n*j/k, first+n*(j+1)/k
-			c.addN(sinceAck(lo, now), uint32(hi-lo))
+			b = bucketNear(sinceAck(lo, now), b)
+			c.addBucket(b, uint32(hi-lo))
 		}
 	case ackTimes != nil:
 		// Every event is charged the latency of the oldest: an upper
@@ -582,11 +586,13 @@ func sinceAck(seq uint64, now time.Time) time.Duration {
 
 func (c *client) add(d time.Duration) { c.addN(d, 1) }
 
-func (c *client) addN(d time.Duration, n uint32) {
+func (c *client) addN(d time.Duration, n uint32) { c.addBucket(bucketOf(d), n) }
+
+func (c *client) addBucket(b int, n uint32) {
 	if c.hist == nil {
 		c.hist = make([]uint32, numBuckets)
 	}
-	c.hist[bucketOf(d)] += n
+	c.hist[b] += n
 }
 
 // seqAfter parses the first "seq": number in data from offset from.
@@ -607,8 +613,8 @@ func seqAfter(data []byte, from int) (uint64, bool) {
 // current reports whether the client's newest frame is at seq with counts.
 func (c *client) current(seq uint64, counts task.Counts) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock() // the reader reuses the bytes of older frames
 	data := c.last
-	c.mu.Unlock()
 	i := bytes.Index(data, seqKey)
 	if i < 0 {
 		return false
@@ -810,6 +816,23 @@ var bucketTops = func() []time.Duration {
 func bucketOf(d time.Duration) int {
 	i, _ := slices.BinarySearch(bucketTops, d)
 	return min(i, numBuckets-1)
+}
+
+// bucketNear returns bucketOf(d), walking from bucket from (-1 for
+// none): the events of one frame have latencies close to each other, so
+// this takes a step or two where the search takes nine.
+func bucketNear(d time.Duration, from int) int {
+	if from < 0 {
+		return bucketOf(d)
+	}
+	i := from
+	for i < numBuckets-1 && d > bucketTops[i] {
+		i++
+	}
+	for i > 0 && d <= bucketTops[i-1] {
+		i--
+	}
+	return i
 }
 
 // bucketTop returns the upper bound of bucket i.

@@ -96,4 +96,12 @@ func TestBucketOf(t *testing.T) {
 	if got := bucketOf(time.Hour); got != numBuckets-1 {
 		t.Errorf("bucketOf(1h) = %d, want the last bucket", got)
 	}
+	// Walking from any bucket finds the same one as the search.
+	for _, d := range []time.Duration{0, 10 * time.Microsecond, 15 * time.Millisecond, 150 * time.Millisecond, time.Hour} {
+		for _, from := range []int{-1, 0, 50, 200, numBuckets - 1} {
+			if got, want := bucketNear(d, from), bucketOf(d); got != want {
+				t.Errorf("bucketNear(%v, %d) = %d, want %d", d, from, got, want)
+			}
+		}
+	}
 }

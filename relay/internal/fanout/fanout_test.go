@@ -273,3 +273,31 @@ func TestFanoutInPartsIsExact(t *testing.T) {
 		}
 	}
 }
+
+// A fan-out is spread over the time it is given: part k goes out no
+// sooner than k/parts of it.
+func TestUpdateSpreadsParts(t *testing.T) {
+	h := New(Config{QueueSize: 100}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.part = 2
+	h.ring = newRing(h.cfg.RingSize, 1)
+	h.begun, h.haveCounts, h.caughtUp = true, true, true
+	h.isLive.Store(true)
+	for range 6 {
+		c := &client{wake: make(chan struct{}, 1), done: make(chan struct{}), capacity: 100}
+		h.clients[c] = struct{}{}
+		c.idx = len(h.list)
+		h.list = append(h.list, c)
+	}
+	h.take(input{ev: testEvent(1, "a"), seq: 1})
+	const spread = 90 * time.Millisecond
+	start := time.Now()
+	_, _, paused := h.update(spread)
+	if took := time.Since(start); took < spread*2/3 || paused <= 0 {
+		t.Fatalf("3 parts over %v: took %v, paused %v; want the last part at 2/3 of it", spread, took, paused)
+	}
+	for i, c := range h.list {
+		if got := framesOf(t, c); len(got) != 1 || got[0].Seq != 1 {
+			t.Fatalf("client %d got %+v, want one frame at seq 1", i, got)
+		}
+	}
+}
