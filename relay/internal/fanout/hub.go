@@ -214,7 +214,7 @@ type Hub struct {
 	held        []*client
 	interval    time.Duration
 	due         time.Time     // when the next tick should come
-	work        time.Duration // what the last fan-out took, pauses aside
+	work        time.Duration // what fan-outs take, pauses aside, averaged
 	buf         []byte
 	evbuf       [][]byte
 	cuts        []cut
@@ -471,9 +471,12 @@ func (h *Hub) tick(now time.Time) (next time.Duration) {
 		h.sent, h.countsSent = sent, ver
 		h.cutOff(slow)
 		took := time.Since(now)
-		h.work = took - paused
+		work := took - paused
+		// Averaged, so that one slow fan-out (the CPU was busy elsewhere)
+		// does not double the next one's spread.
+		h.work += (work - h.work) / 4
 		h.stats.fanouts.Add(1)
-		h.stats.fanoutNanos.Add(int64(h.work))
+		h.stats.fanoutNanos.Add(int64(work))
 		if late {
 			backlog = len(h.list)
 		}
