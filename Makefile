@@ -62,7 +62,7 @@ bench-receiver: hey ## hey against the receiver and against a bare fasthttp hand
 
 bench-relay: ## WebSocket fan-out load: frames/s, latency, memory per connection, at 1,000 and 10,000 clients
 	$(GO) run ./relay/cmd/relaybench -clients 1000 -rate 2000 -duration 10s -exact-latency
-	HOOKPIPE_RELAY_MAX_UPDATE_EVENTS=20 $(GO) run ./relay/cmd/relaybench -clients 10000 -rate 2000 -duration 10s
+	HOOKPIPE_RELAY_MAX_UPDATE_EVENTS=20 $(GO) run ./relay/cmd/relaybench -clients 10000 -rate 2000 -duration 10s -exact-latency
 
 bench-dashboard: wasm ## cold and warm load of the PWA in headless Chromium, and the page's Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./dashboard/internal/board ./dashboard/internal/chart ./dashboard/internal/ui

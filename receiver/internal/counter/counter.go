@@ -141,9 +141,9 @@ type Options struct {
 
 // Started is a publish on its way.
 type Started interface {
-	// Wait returns once the stream acknowledged the task, or failed it,
-	// or ctx ended.
-	Wait(ctx context.Context) error
+	// Wait returns the task's stream sequence once the stream
+	// acknowledged it, or why not: the stream failed it, or ctx ended.
+	Wait(ctx context.Context) (seq uint64, err error)
 }
 
 func (o *Options) setDefaults() {

@@ -267,7 +267,7 @@ func TestCountThenStartPublishes(t *testing.T) {
 			t.Fatal(err)
 		}
 		if p != nil {
-			if err := p.Wait(ctx); err != nil {
+			if _, err := p.Wait(ctx); err != nil {
 				t.Fatalf("publish of %q: %v", id, err)
 			}
 		}

@@ -153,7 +153,7 @@ func Bare() (url string, stop func(), err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	accepted := []byte(`{"status":"accepted"}`)
+	accepted := []byte(`{"status":"accepted","seq":12345}`) // as long as the receiver's
 	srv := &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
 			ctx.SetContentType("application/json")

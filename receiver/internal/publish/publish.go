@@ -93,7 +93,13 @@ type Publisher struct {
 
 // waiter is one publish waiting for its acknowledgement.
 type waiter struct {
-	done chan error // buffered: the acknowledgement never waits for the request
+	done chan ack // buffered: the acknowledgement never waits for the request
+}
+
+// ack is the stream's answer to one publish.
+type ack struct {
+	seq uint64 // the message's stream sequence (the first copy's, for a duplicate)
+	err error
 }
 
 // Connect connects to NATS at url. It returns at once even when NATS does
@@ -140,7 +146,7 @@ func Connect(url string, stream StreamOptions, timeout time.Duration, log *slog.
 	p.nc, p.js = nc, js
 	p.inbox = nc.NewInbox() + "."
 	p.waiting = make(map[uint64]*waiter)
-	p.pool.New = func() any { return &waiter{done: make(chan error, 1)} }
+	p.pool.New = func() any { return &waiter{done: make(chan ack, 1)} }
 	// Subscribed while disconnected, the subscription is made on connect;
 	// it is made again after every reconnect.
 	p.acks, err = nc.Subscribe(p.inbox+"*", p.acknowledged)
@@ -181,9 +187,9 @@ func (p *Publisher) EnsureStream(ctx context.Context) error {
 }
 
 // Publish stores data on subject and waits for the stream's
-// acknowledgement, until ctx ends. A non-empty id is the message id the
-// stream deduplicates on.
-func (p *Publisher) Publish(ctx context.Context, id, subject string, data []byte) error {
+// acknowledgement, until ctx ends; it returns the message's stream
+// sequence. A non-empty id is the message id the stream deduplicates on.
+func (p *Publisher) Publish(ctx context.Context, id, subject string, data []byte) (seq uint64, err error) {
 	return p.Start(id, subject, data).Wait(ctx)
 }
 
@@ -228,37 +234,37 @@ func (p *Publisher) Start(id, subject string, data []byte) *Pending {
 	return &Pending{p: p, token: token, w: w, subject: subject}
 }
 
-// Wait returns once the stream acknowledged the publish, or failed it, or
-// ctx ended.
-func (pd *Pending) Wait(ctx context.Context) error {
+// Wait returns the message's stream sequence once the stream acknowledged
+// the publish, or why it did not: the stream failed it, or ctx ended.
+func (pd *Pending) Wait(ctx context.Context) (seq uint64, err error) {
 	p := pd.p
 	switch {
 	case pd.err != nil:
-		return pd.err
+		return 0, pd.err
 	case pd.w == nil:
 		if p.nc.Status() != nats.CONNECTED {
-			return fmt.Errorf("%w: nats %s", ErrUnavailable, p.nc.Status())
+			return 0, fmt.Errorf("%w: nats %s", ErrUnavailable, p.nc.Status())
 		}
 		if err := p.EnsureStream(ctx); err != nil {
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		next := p.Start(pd.id, pd.subject, pd.data)
 		if next.w == nil && next.err == nil {
-			return fmt.Errorf("%w: publish %s: stream gone again", ErrUnavailable, pd.subject)
+			return 0, fmt.Errorf("%w: publish %s: stream gone again", ErrUnavailable, pd.subject)
 		}
 		return next.Wait(ctx)
 	}
 	defer p.busy.Done()
 	select {
-	case err := <-pd.w.done:
+	case a := <-pd.w.done:
 		p.pool.Put(pd.w)
-		if err != nil {
-			return fmt.Errorf("%w: publish %s: %w", ErrUnavailable, pd.subject, err)
+		if a.err != nil {
+			return 0, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, pd.subject, a.err)
 		}
-		return nil
+		return a.seq, nil
 	case <-ctx.Done():
 		p.giveUp(pd.token, pd.w)
-		return fmt.Errorf("%w: publish %s: %w", ErrUnavailable, pd.subject, ctx.Err())
+		return 0, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, pd.subject, ctx.Err())
 	}
 }
 
@@ -292,32 +298,41 @@ func (p *Publisher) acknowledged(m *nats.Msg) {
 	if w == nil {
 		return // given up already
 	}
-	w.done <- p.ackError(m)
+	w.done <- p.readAck(m)
 }
 
-// ackError returns nil for an acknowledgement that the stream stored the
-// message (or dropped it as a duplicate), and otherwise why not.
-func (p *Publisher) ackError(m *nats.Msg) error {
+var seqField = []byte(`"seq":`)
+
+// readAck reads the stream's answer: the sequence it stored the message
+// at (or, for a duplicate, the first copy's), or why it did not. Only a
+// refusal is decoded in full, for its reason.
+func (p *Publisher) readAck(m *nats.Msg) ack {
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
 		// Nobody listens on the subject: the stream is gone, for instance
 		// after NATS restarted on empty storage. Create it again before the
 		// next publish.
 		p.ready.Store(false)
-		return errNoStream
+		return ack{err: errNoStream}
 	}
 	if bytes.Contains(m.Data, []byte(`"error"`)) {
-		var ack struct {
+		var a struct {
 			Error *jetstream.APIError `json:"error"`
 		}
-		if err := json.Unmarshal(m.Data, &ack); err != nil || ack.Error == nil {
-			return fmt.Errorf("unreadable acknowledgement %q", m.Data)
+		if err := json.Unmarshal(m.Data, &a); err != nil || a.Error == nil {
+			return ack{err: fmt.Errorf("unreadable acknowledgement %q", m.Data)}
 		}
-		return ack.Error
+		return ack{err: a.Error}
 	}
-	if !bytes.Contains(m.Data, []byte(`"seq"`)) {
-		return fmt.Errorf("unreadable acknowledgement %q", m.Data)
+	_, rest, ok := bytes.Cut(m.Data, seqField)
+	var seq uint64
+	n := 0
+	for ; ok && n < len(rest) && rest[n] >= '0' && rest[n] <= '9'; n++ {
+		seq = seq*10 + uint64(rest[n]-'0')
 	}
-	return nil
+	if n == 0 {
+		return ack{err: fmt.Errorf("unreadable acknowledgement %q", m.Data)}
+	}
+	return ack{seq: seq}
 }
 
 // failAll answers every publish still waiting with err: after a
@@ -328,7 +343,7 @@ func (p *Publisher) failAll(err error) {
 	p.waiting = make(map[uint64]*waiter)
 	p.mu.Unlock()
 	for _, w := range waiting {
-		w.done <- err
+		w.done <- ack{err: err}
 	}
 }
 

@@ -40,11 +40,16 @@ func connect(t *testing.T, url string) (*publish.Publisher, jetstream.JetStream)
 	return p, js
 }
 
-func publishOne(p *publish.Publisher, id string, i int) error {
+func publishSeq(p *publish.Publisher, id string, i int) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	t := task.Task{BatchID: "0f8fad5b-d9cb-469f-a165-70867728950e", ID: int64(i), Owner: "Ada", Priority: task.Priorities[i%task.NumPriorities]}
 	return p.Publish(ctx, id, t.Priority.Subject(), t.Encode())
+}
+
+func publishOne(p *publish.Publisher, id string, i int) error {
+	_, err := publishSeq(p, id, i)
+	return err
 }
 
 func streamInfo(t *testing.T, js jetstream.JetStream) *jetstream.StreamInfo {
@@ -60,16 +65,32 @@ func streamInfo(t *testing.T, js jetstream.JetStream) *jetstream.StreamInfo {
 	return info
 }
 
-// Concurrent publishes each get their own acknowledgement; a repeated
-// message id is acknowledged and stored once.
+// Concurrent publishes each get their own acknowledgement, with their
+// own stream sequence; a repeated message id is stored once, and every
+// publish of it answers the sequence of that one copy.
 func TestPublishWaitsForEachAcknowledgement(t *testing.T) {
 	ns := testenv.NATS(t)
 	p, js := connect(t, ns.ClientURL())
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	seqs := map[uint64]int{}
+	sameSeqs := map[uint64]bool{}
 	errs := make(chan error, 400)
 	for i := range 200 {
-		wg.Go(func() { errs <- publishOne(p, "", i) })
-		wg.Go(func() { errs <- publishOne(p, "msg_same", 0) })
+		wg.Go(func() {
+			seq, err := publishSeq(p, "", i)
+			mu.Lock()
+			seqs[seq]++
+			mu.Unlock()
+			errs <- err
+		})
+		wg.Go(func() {
+			seq, err := publishSeq(p, "msg_same", 0)
+			mu.Lock()
+			sameSeqs[seq] = true
+			mu.Unlock()
+			errs <- err
+		})
 	}
 	wg.Wait()
 	close(errs)
@@ -80,6 +101,14 @@ func TestPublishWaitsForEachAcknowledgement(t *testing.T) {
 	}
 	if got := streamInfo(t, js).State.Msgs; got != 201 {
 		t.Fatalf("stream holds %d messages, want 200 without id and 1 for the repeated id", got)
+	}
+	if len(seqs) != 200 || len(sameSeqs) != 1 {
+		t.Fatalf("%d distinct sequences for 200 messages without id, %d for the repeated id; want 200 and 1", len(seqs), len(sameSeqs))
+	}
+	for seq := range sameSeqs {
+		if seq == 0 || seq > 201 || seqs[seq] != 0 {
+			t.Fatalf("repeated id answered sequence %d, which is not its own", seq)
+		}
 	}
 }
 

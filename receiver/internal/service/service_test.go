@@ -172,12 +172,22 @@ func (e *env) streamMsgs(t testing.TB) (byID map[string]int, total int) {
 func TestAcceptCountsAndPublishes(t *testing.T) {
 	e := newEnv(t, nil)
 	var want task.Counts
+	seqs := map[uint64]bool{}
 	for i := range 20 {
 		tk := sampleTask(i)
 		r := e.post(t, fmt.Sprintf("msg_%d", i), tk.Encode(), nil)
-		if r.status != 200 || !strings.Contains(r.body, "accepted") {
+		var answer struct {
+			Status string
+			Seq    uint64
+		}
+		if r.status != 200 || json.Unmarshal([]byte(r.body), &answer) != nil || answer.Status != "accepted" {
 			t.Fatalf("post %d: %d %s", i, r.status, r.body)
 		}
+		// Each task's stream sequence: one after the other, from 1.
+		if answer.Seq != uint64(i+1) || seqs[answer.Seq] {
+			t.Fatalf("post %d answered sequence %d, want %d", i, answer.Seq, i+1)
+		}
+		seqs[answer.Seq] = true
 		want[tk.Priority.Index()]++
 	}
 	if got := e.counts(t); got != want {

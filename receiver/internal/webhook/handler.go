@@ -79,10 +79,12 @@ var (
 const maxIDLen = 256
 
 var (
-	bodyAccepted  = []byte(`{"status":"accepted"}`)
 	bodyDuplicate = []byte(`{"status":"duplicate"}`)
-	bodyOK        = []byte(`{"status":"ok"}`)
-	contentJSON   = []byte("application/json")
+	// The beginnings of a 200 with the task's stream sequence.
+	statusAccepted  = `{"status":"accepted"`
+	statusDuplicate = `{"status":"duplicate"`
+	bodyOK          = []byte(`{"status":"ok"}`)
+	contentJSON     = []byte("application/json")
 )
 
 // ServeFastHTTP routes a request.
@@ -187,7 +189,8 @@ func (h *Handler) ingest(ctx *fasthttp.RequestCtx) {
 	// acknowledged: the counter published it (again) as soon as Redis
 	// answered. The stream drops the copy if the earlier publish did land
 	// after all.
-	if err := pub.Wait(rctx); err != nil {
+	seq, err := pub.Wait(rctx)
+	if err != nil {
 		h.Metrics.PublishFailures.Add(1)
 		h.down(&h.natsDown, "nats", err)
 		if id == "" && prev == "" {
@@ -213,13 +216,20 @@ func (h *Handler) ingest(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
+	status := statusAccepted
 	if prev == task.SeenCounted {
 		h.Metrics.Duplicates.Add(1)
-		h.json(ctx, fasthttp.StatusOK, bodyDuplicate)
-		return
+		status = statusDuplicate
+	} else {
+		h.Metrics.Accepted.Add(1)
 	}
-	h.Metrics.Accepted.Add(1)
-	h.json(ctx, fasthttp.StatusOK, bodyAccepted)
+	// The task's stream sequence, as relay frames carry it, so that a
+	// sender can find its task in them.
+	var b [64]byte
+	answer := append(b[:0], status...)
+	answer = append(answer, `,"seq":`...)
+	answer = strconv.AppendUint(answer, seq, 10)
+	h.json(ctx, fasthttp.StatusOK, append(answer, '}'))
 }
 
 // down logs the start of an outage of a dependency, once.
