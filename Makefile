@@ -60,9 +60,10 @@ bench: wasm ## Go benchmarks of every module
 bench-receiver: hey ## hey against the receiver and against a bare fasthttp handler, same run, with the ratio
 	$(GO) run ./receiver/cmd/loadtest bench
 
-bench-relay: ## WebSocket fan-out load: frames/s, latency, memory per connection, at 1,000 and 10,000 clients
-	$(GO) run ./relay/cmd/relaybench -clients 1000 -rate 2000 -duration 10s -exact-latency
-	HOOKPIPE_RELAY_MAX_UPDATE_EVENTS=20 $(GO) run ./relay/cmd/relaybench -clients 10000 -rate 2000 -duration 10s -exact-latency
+bench-relay: ## webhooks through the receiver to 1,000 and 10,000 WebSocket clients: frames/s, latency, CPU, memory per connection
+	$(GO) build -o $(BIN)/ ./receiver ./relay/cmd/relaybench
+	$(BIN)/relaybench -receiver-bin $(BIN)/receiver -clients 1000 -rate 2000 -duration 10s -exact-latency
+	HOOKPIPE_RELAY_MAX_UPDATE_EVENTS=20 $(BIN)/relaybench -receiver-bin $(BIN)/receiver -clients 10000 -rate 2000 -duration 10s -exact-latency
 
 bench-dashboard: wasm ## cold and warm load of the PWA in headless Chromium, and the page's Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./dashboard/internal/board ./dashboard/internal/chart ./dashboard/internal/ui

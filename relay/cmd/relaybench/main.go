@@ -8,8 +8,10 @@
 // mode, so that the relay's memory and CPU are measured apart from the load
 // client's), writes tasks as the receiver does (count in Redis, publish to
 // the stream with the webhook id) and cleans up its keys afterwards. With
-// -receiver it posts webhooks to a running receiver instead, and with -relay
-// it connects to a running relay.
+// -receiver-bin it runs that receiver binary as a child process too and
+// posts webhooks to it, timing each task from the receiver's 200 (which
+// says the task's stream sequence); -receiver posts to a running receiver
+// instead, and -relay connects to a running relay.
 package main
 
 import (
@@ -57,6 +59,7 @@ type options struct {
 	duration  time.Duration
 	relayURL  string
 	receiver  string
+	recvBin   string
 	natsURL   string
 	redisURL  string
 	prefix    string
@@ -82,6 +85,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long to send")
 	flag.StringVar(&o.relayURL, "relay", "", "base URL of a running relay (default: start one as a child process)")
 	flag.StringVar(&o.receiver, "receiver", "", "URL of a running receiver's /consumetasks to post webhooks to (default: write to Redis and the stream as the receiver does)")
+	flag.StringVar(&o.recvBin, "receiver-bin", "", "run this receiver binary as a child process, on the bench's NATS and Redis, and post webhooks to it")
 	flag.StringVar(&o.natsURL, "nats-url", "", "NATS to use (default: start an embedded one; env NATS_URL is not read so that a bench never writes to a shared stream by accident)")
 	flag.StringVar(&o.redisURL, "redis-url", envOr("REDIS_URL", "redis://127.0.0.1:6379"), "Redis to use (env REDIS_URL)")
 	flag.StringVar(&o.prefix, "key-prefix", fmt.Sprintf("bench:%d:", os.Getpid()), "Redis key prefix (a fresh one by default, deleted afterwards)")
@@ -226,6 +230,7 @@ func run(ctx context.Context, o options) error {
 	keys := task.Keys{Prefix: o.prefix}
 	defer cleanKeys(rdb, o.prefix)
 
+	var natsCmd *exec.Cmd
 	if o.natsURL == "" {
 		dir, err := os.MkdirTemp("", "relaybench-nats")
 		if err != nil {
@@ -236,11 +241,11 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
-		ns, err := startChild(natsEnv + "=" + strconv.Itoa(port) + " " + dir)
+		natsCmd, err = startChild(natsEnv + "=" + strconv.Itoa(port) + " " + dir)
 		if err != nil {
 			return fmt.Errorf("start nats: %w", err)
 		}
-		defer stopChild(ns)
+		defer stopChild(natsCmd)
 		o.natsURL = "nats://127.0.0.1:" + strconv.Itoa(port)
 	}
 	nc, err := nats.Connect(o.natsURL, nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1))
@@ -271,7 +276,19 @@ func run(ctx context.Context, o options) error {
 		}
 		defer stopChild(child)
 	}
-	fmt.Printf("relaybench: %d clients, %d tasks/s for %v, relay %s\n", o.clients, o.rate, o.duration, o.relayURL)
+	var recv *exec.Cmd
+	if o.recvBin != "" {
+		recv, o.receiver, err = startReceiver(ctx, o)
+		if err != nil {
+			return err
+		}
+		defer stopChild(recv)
+	}
+	via := "writing as the receiver does"
+	if o.receiver != "" {
+		via = "through the receiver at " + o.receiver
+	}
+	fmt.Printf("relaybench: %d clients, %d tasks/s for %v, %s, relay %s\n", o.clients, o.rate, o.duration, via, o.relayURL)
 
 	// Idle connections.
 	rss0 := rssOf(child)
@@ -296,18 +313,16 @@ func run(ctx context.Context, o options) error {
 	for _, c := range clients {
 		c.frames.Store(0)
 	}
-	if o.receiver == "" {
-		ackTimes = &acks{at: make([]atomic.Int64, int(float64(o.rate)*o.duration.Seconds()*1.2)+10000)}
-	}
+	ackTimes = &acks{at: make([]atomic.Int64, int(float64(o.rate)*o.duration.Seconds()*1.2)+10000)}
 	lat.on.Store(true)
-	cpu0, self0 := cpuOf(child), selfCPU()
+	cpu0, self0, recv0, nats0 := cpuOf(child), selfCPU(), cpuOf(recv), cpuOf(natsCmd)
 	start := time.Now()
 	sent, err := send(ctx, o, rdb, keys, js)
 	if err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
-	cpu1, self1 := cpuOf(child), selfCPU()
+	cpu1, self1, recv1, nats1 := cpuOf(child), selfCPU(), cpuOf(recv), cpuOf(natsCmd)
 	var frames int64
 	for _, c := range clients {
 		frames += c.frames.Load()
@@ -325,10 +340,16 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("latency from accept to receipt, every event at every client (%s): p50 %v p99 %v max %v (%d samples)\n", how,
 		lat.quantile(0.50), lat.quantile(0.99), lat.quantile(1), lat.count())
 	if child != nil {
-		fmt.Printf("cpu: relay %.2f cores (%.1f µs/s per client), bench process (clients, publisher, NATS) %.2f cores\n",
-			(cpu1-cpu0).Seconds()/elapsed.Seconds(), (cpu1-cpu0).Seconds()/elapsed.Seconds()/float64(o.clients)*1e6,
-			(self1-self0).Seconds()/elapsed.Seconds())
-		fmt.Printf("relay RSS after load %.1f MiB\n", mib(rssOf(child)))
+		cores := func(d time.Duration) float64 { return d.Seconds() / elapsed.Seconds() }
+		fmt.Printf("cpu: relay %.2f cores (%.1f µs/s per client), load client (clients, senders) %.2f cores",
+			cores(cpu1-cpu0), cores(cpu1-cpu0)/float64(o.clients)*1e6, cores(self1-self0))
+		if natsCmd != nil {
+			fmt.Printf(", NATS %.2f cores", cores(nats1-nats0))
+		}
+		if recv != nil {
+			fmt.Printf(", receiver %.2f cores", cores(recv1-recv0))
+		}
+		fmt.Printf("\nrelay RSS after load %.1f MiB\n", mib(rssOf(child)))
 	}
 
 	if m := scrape(o.relayURL); m != "" {
@@ -439,10 +460,7 @@ type client struct {
 	hist   []uint32 // latencies of this client's events, by bucketOf; under mu
 }
 
-var (
-	timeKey = []byte(`"time":"`)
-	seqKey  = []byte(`"seq":`)
-)
+var seqKey = []byte(`"seq":`)
 
 // acks holds, per stream sequence, when the task was accepted (the stream
 // acknowledged it): the moment the receiver answers 200.
@@ -493,14 +511,13 @@ func (c *client) read(lat *histogram, first chan<- error) {
 	}
 }
 
-// record notes the latency of every event in frame data: from the accept
-// times of their sequences when the bench published them itself, else
-// from the stream timestamps in the frame (stored just before the
-// receiver answers).
+// record notes the latency of every event in frame data, from the time
+// its task was accepted: when the stream acknowledged it to the bench, or
+// when the receiver answered 200 with its sequence.
 //
-// With sequences, a frame accounts for every event after the client's
-// previous frame up to its own seq, whether it carries the event or only
-// counts it (--max-update-events): that is when the client has the event.
+// A frame accounts for every event after the client's previous frame up to
+// its own seq, whether it carries the event or only counts it
+// (--max-update-events): that is when the client has the event.
 func (c *client) record(data []byte, now time.Time, on bool) {
 	last, ok := seqAfter(data, 0)
 	if !ok {
@@ -508,63 +525,29 @@ func (c *client) record(data []byte, now time.Time, on bool) {
 	}
 	prev := c.seq
 	c.seq = max(c.seq, last)
-	if !on {
-		return
+	if !on || prev == 0 {
+		return // off, or the client's first frame: where it starts from
 	}
-	i := bytes.Index(data, []byte(`"events":[`))
-	if i < 0 {
-		return
-	}
-	first, ok := seqAfter(data, i)
-	if ackTimes != nil {
-		if prev == 0 {
-			return // the client's first frame: where it starts from
-		}
-		first, ok = prev+1, true
-	}
-	if !ok || first > last {
+	first := prev + 1
+	if first > last {
 		return // no events
 	}
-	switch {
-	case ackTimes != nil && exactLatency:
-		// Up to maxTimed events spread evenly over the range, each
-		// standing for its share of it: exact for the usual frame, and a
-		// fair sample of a wide one at a bounded cost per frame.
-		n := last - first + 1
-		k := min(n, maxTimed)
-		b := -1
-		for j := range k {
-			lo, hi := first+n*j/k, first+n*(j+1)/k
-			b = bucketNear(sinceAck(lo, now), b)
-			c.addBucket(b, uint32(hi-lo))
-		}
-	case ackTimes != nil:
+	if !exactLatency {
 		// Every event is charged the latency of the oldest: an upper
-		// bound that costs one lookup per frame, which keeps 10,000 load
-		// clients cheap.
+		// bound that costs one lookup per frame.
 		c.addN(sinceAck(first, now), uint32(last-first+1))
-	default:
-		// Posting to a receiver gives no sequences: time events by the
-		// stream's timestamps in the frame, all of them or the oldest.
-		n := uint32(last - first + 1)
-		for rest := data[i:]; ; {
-			j := bytes.Index(rest, timeKey)
-			if j < 0 {
-				return
-			}
-			rest = rest[j+len(timeKey):]
-			k := bytes.IndexByte(rest, '"')
-			if k < 0 {
-				return
-			}
-			if ts, err := time.Parse(time.RFC3339Nano, string(rest[:k])); err == nil {
-				if !exactLatency {
-					c.addN(now.Sub(ts), n)
-					return
-				}
-				c.add(now.Sub(ts))
-			}
-		}
+		return
+	}
+	// Up to maxTimed events spread evenly over the range, each standing
+	// for its share of it: exact for the usual frame, and a fair sample of
+	// a wide one at a bounded cost per frame.
+	n := last - first + 1
+	k := min(n, maxTimed)
+	b := -1
+	for j := range k {
+		lo, hi := first+n*j/k, first+n*(j+1)/k
+		b = bucketNear(sinceAck(lo, now), b)
+		c.addBucket(b, uint32(hi-lo))
 	}
 }
 
@@ -583,8 +566,6 @@ func sinceAck(seq uint64, now time.Time) time.Duration {
 	}
 	return 0
 }
-
-func (c *client) add(d time.Duration) { c.addN(d, 1) }
 
 func (c *client) addN(d time.Duration, n uint32) { c.addBucket(bucketOf(d), n) }
 
@@ -669,12 +650,13 @@ func connect(ctx context.Context, o options, lat *histogram) ([]*client, error) 
 // send writes tasks at the fixed rate for the duration, spread over a few
 // senders that each keep their own schedule.
 func send(ctx context.Context, o options, rdb *redis.Client, keys task.Keys, js jetstream.JetStream) (int64, error) {
-	senders := max(8, o.rate/50)
+	senders := max(8, o.rate/10) // each sends 10 a second: a slow answer holds back few tasks
 	var sent atomic.Int64
 	var firstErr atomic.Value
 	per := time.Duration(float64(time.Second) * float64(senders) / float64(o.rate))
 	end := time.Now().Add(o.duration)
-	hc := &http.Client{Timeout: 5 * time.Second}
+	// One kept-alive connection per sender, as senders of webhooks keep.
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
 	var wg sync.WaitGroup
 	for s := range senders {
 		wg.Go(func() {
@@ -758,11 +740,59 @@ func postWebhook(ctx context.Context, hc *http.Client, url, id string, t task.Ta
 	if err != nil {
 		return fmt.Errorf("post %s: %w", id, err)
 	}
+	var answer struct {
+		Seq uint64 `json:"seq"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&answer)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("post %s: status %d", id, resp.StatusCode)
 	}
+	// The receiver's 200 says the task's stream sequence: the task is
+	// timed from here, as a task the bench publishes itself is from its
+	// acknowledgement.
+	if err == nil && answer.Seq > 0 && ackTimes != nil {
+		ackTimes.set(answer.Seq, time.Now())
+	}
 	return nil
+}
+
+// startReceiver runs the receiver binary o.recvBin on the bench's NATS and
+// Redis and returns it with the URL to post webhooks to, once it is ready.
+func startReceiver(ctx context.Context, o options) (*exec.Cmd, string, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(o.recvBin)
+	cmd.Env = append(os.Environ(),
+		"NATS_URL="+o.natsURL,
+		"REDIS_URL="+o.redisURL,
+		"HOOKPIPE_KEY_PREFIX="+o.prefix,
+		"HOOKPIPE_RECEIVER_ADDR="+addr,
+		"HOOKPIPE_LOG_LEVEL=warn",
+	)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("start receiver %s: %w", o.recvBin, err)
+	}
+	base := "http://" + addr
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return cmd, base + "/consumetasks", nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			stopChild(cmd)
+			return nil, "", errors.New("receiver did not become ready")
+		}
+		time.Sleep(50 * time.Millisecond) // polling for readiness
+	}
 }
 
 func readCounts(ctx context.Context, rdb *redis.Client, keys task.Keys) (task.Counts, error) {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,6 +44,44 @@ func TestBenchSmall(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The same through the real receiver, built for the test and run as the
+// bench runs it: webhooks posted, counted, published and fanned out.
+func TestBenchThroughReceiver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the receiver and starts child processes")
+	}
+	bin := filepath.Join(t.TempDir(), "receiver")
+	build := exec.Command("go", "build", "-o", bin, "github.com/hookpipe/hookpipe/receiver")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build receiver: %v\n%s", err, out)
+	}
+	url, prefix := testenv.Redis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	saved := ackTimes
+	defer func() { ackTimes = saved }()
+	err := run(ctx, options{
+		clients:  20,
+		rate:     200,
+		duration: time.Second,
+		redisURL: url,
+		prefix:   prefix,
+		recvBin:  bin,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	timed := 0
+	for i := range ackTimes.at {
+		if ackTimes.at[i].Load() != 0 {
+			timed++
+		}
+	}
+	if timed < 150 {
+		t.Fatalf("%d tasks timed from the receiver's answer, want about 200", timed)
 	}
 }
 
