@@ -301,3 +301,32 @@ func TestUpdateSpreadsParts(t *testing.T) {
 		}
 	}
 }
+
+// A stream recreated while a fan-out is under way (its sequences start
+// again from 1) leaves no trace of the old sequences once the fan-out ends.
+func TestStreamRecreatedDuringFanout(t *testing.T) {
+	h := New(Config{QueueSize: 100}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.part = 2
+	h.take(input{begin: true, seq: 1})
+	h.haveCounts = true
+	h.maybeLive()
+	for range 4 {
+		c := &client{wake: make(chan struct{}, 1), done: make(chan struct{}), capacity: 100}
+		h.clients[c] = struct{}{}
+		c.idx = len(h.list)
+		h.list = append(h.list, c)
+	}
+	for seq := uint64(1); seq <= 50; seq++ {
+		h.take(input{ev: testEvent(seq, "old"), seq: seq})
+	}
+	// Taken between the first part and the second.
+	h.in <- input{begin: true, seq: 1}
+	h.in <- input{ev: testEvent(1, "new"), seq: 1}
+	h.tick(time.Now())
+	if h.sent > h.seq {
+		t.Fatalf("after the stream was recreated: sent %d beyond the new stream's seq %d", h.sent, h.seq)
+	}
+	for _, c := range h.list {
+		t.Fatalf("a client of the old stream is still served: %+v", c)
+	}
+}

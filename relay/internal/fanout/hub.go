@@ -213,6 +213,7 @@ type Hub struct {
 	list        []*client // the clients again, for fan-out in parts
 	held        []*client
 	interval    time.Duration
+	restarts    int           // streams recreated so far
 	due         time.Time     // when the next tick should come
 	work        time.Duration // what fan-outs take, pauses aside, averaged
 	buf         []byte
@@ -426,6 +427,7 @@ func (h *Hub) restart() {
 	h.stats.clients.Store(0)
 	h.snapCache, h.resumeCache = cachedFrame{}, cachedFrame{}
 	h.isLive.Store(false)
+	h.restarts++
 }
 
 // maybeLive starts serving clients once the history is loaded and the
@@ -466,9 +468,11 @@ func (h *Hub) tick(now time.Time) (next time.Duration) {
 	if h.sent != h.seq || h.countsSent != h.countsVer {
 		// The first part's cut is what every client has at least: when
 		// later parts got more, the next tick brings the first ones up.
-		sent, ver := h.seq, h.countsVer
+		sent, ver, restarts := h.seq, h.countsVer, h.restarts
 		backlog, slow, paused := h.update(max(h.interval, 2*h.work))
-		h.sent, h.countsSent = sent, ver
+		if h.restarts == restarts { // else the old stream's sequences mean nothing
+			h.sent, h.countsSent = sent, ver
+		}
 		h.cutOff(slow)
 		took := time.Since(now)
 		work := took - paused
