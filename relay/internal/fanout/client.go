@@ -359,8 +359,8 @@ type Stats struct {
 	Seq           uint64        // newest stream sequence taken in
 	Lag           uint64        // messages in the stream not taken in yet
 	Interval      time.Duration // current time between frames
-	Fanouts       int64         // update frames written to every client
-	FanoutTime    time.Duration // time those writes took, in all
+	Fanouts       int64         // rounds that brought every client up to date
+	FanoutTime    time.Duration // time those rounds took writing (pauses aside), in all
 }
 
 // Stats returns the hub's counters.

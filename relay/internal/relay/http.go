@@ -87,7 +87,7 @@ func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 	m("hookpipe_relay_stream_seq", "gauge", "Newest stream sequence taken in.", st.Seq)
 	m("hookpipe_relay_stream_lag", "gauge", "Stream messages not taken in yet.", st.Lag)
 	m("hookpipe_relay_interval_seconds", "gauge", "Current time between frames.", st.Interval.Seconds())
-	fmt.Fprintf(w, "# HELP hookpipe_relay_fanout_seconds Time taken to write one update frame to every client.\n# TYPE hookpipe_relay_fanout_seconds summary\n"+
+	fmt.Fprintf(w, "# HELP hookpipe_relay_fanout_seconds Time taken to bring every client up to date once, the pauses that pace it aside.\n# TYPE hookpipe_relay_fanout_seconds summary\n"+
 		"hookpipe_relay_fanout_seconds_sum %v\nhookpipe_relay_fanout_seconds_count %d\n", st.FanoutTime.Seconds(), st.Fanouts)
 	m("hookpipe_relay_redis_errors_total", "counter", "Failed reads of the counts from Redis.", s.poller.Errors())
 }
