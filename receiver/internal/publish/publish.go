@@ -73,7 +73,9 @@ func (o StreamOptions) StreamConfig() jetstream.StreamConfig {
 // asynchronous publishing does, with less work per task: one subscription
 // takes every acknowledgement, a table maps its token to the waiting
 // request, and the acknowledgement is checked for an error without
-// decoding it.
+// decoding it. One goroutine hands the messages to the connection, in the
+// order they were started, so that whoever starts them never waits on the
+// network.
 type Publisher struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -89,7 +91,21 @@ type Publisher struct {
 	waiting map[uint64]*waiter // by token, until acknowledged or given up
 	busy    sync.WaitGroup     // publishes started and not waited for, for Close
 	pool    sync.Pool          // of *waiter
+	out     chan outgoing      // to the send loop
+	stop    chan struct{}      // ends the send loop
+	stopped sync.Once
 }
+
+// outgoing is a started message for the send loop, with the token it is
+// acknowledged under.
+type outgoing struct {
+	msg   *nats.Msg
+	token uint64
+}
+
+// maxQueued bounds the messages started and not yet handed to the
+// connection: beyond it NATS is not taking them, and publishes fail at once.
+const maxQueued = 8192
 
 // waiter is one publish waiting for its acknowledgement.
 type waiter struct {
@@ -124,11 +140,18 @@ func Connect(url string, stream StreamOptions, timeout time.Duration, log *slog.
 		nats.FlusherTimeout(timeout),
 		nats.PingInterval(5*time.Second),
 		nats.MaxPingsOutstanding(2),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "err", err)
 			}
-			p.failAll(nats.ErrConnectionClosed)
+			// The acknowledgements of what was sent on the lost connection
+			// will not come: fail those publishes now rather than at their
+			// deadlines. Publishing while disconnected fails at once, so all
+			// that wait were sent on it, unless this runs after a reconnect
+			// (callbacks run late): then they are left to their deadlines.
+			if !nc.IsConnected() {
+				p.failAll(nats.ErrConnectionClosed)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
@@ -147,6 +170,8 @@ func Connect(url string, stream StreamOptions, timeout time.Duration, log *slog.
 	p.inbox = nc.NewInbox() + "."
 	p.waiting = make(map[uint64]*waiter)
 	p.pool.New = func() any { return &waiter{done: make(chan ack, 1)} }
+	p.out = make(chan outgoing, maxQueued)
+	p.stop = make(chan struct{})
 	// Subscribed while disconnected, the subscription is made on connect;
 	// it is made again after every reconnect.
 	p.acks, err = nc.Subscribe(p.inbox+"*", p.acknowledged)
@@ -157,7 +182,23 @@ func Connect(url string, stream StreamOptions, timeout time.Duration, log *slog.
 	// Acknowledgements must not be dropped for a slow subscriber: a
 	// dropped one turns an accepted task into a 503 and a retry.
 	p.acks.SetPendingLimits(-1, -1)
+	go p.send()
 	return p, nil
+}
+
+// send hands started messages to the connection, in order. A batch
+// started in a row goes out in a row, so the connection writes it at once.
+func (p *Publisher) send() {
+	for {
+		select {
+		case o := <-p.out:
+			if err := p.nc.PublishMsg(o.msg); err != nil {
+				p.answer(o.token, ack{err: err})
+			}
+		case <-p.stop:
+			return
+		}
+	}
 }
 
 // EnsureStream creates the stream when it does not exist. An existing
@@ -206,11 +247,11 @@ type Pending struct {
 }
 
 // Start sends data on subject without waiting and returns the publish, for
-// Wait. It never waits on the network, so that one goroutine can start the
-// publishes of many requests in a row and the connection writes them
-// together; when the stream is not known to exist it leaves the publish to
-// Wait, which checks first. A non-empty id is the message id the stream
-// deduplicates on.
+// Wait. It never waits, on the network or otherwise, so that one goroutine
+// can start the publishes of many requests in a row and the connection
+// writes them together; when the stream is not known to exist it leaves
+// the publish to Wait, which checks first. A non-empty id is the message
+// id the stream deduplicates on.
 func (p *Publisher) Start(id, subject string, data []byte) *Pending {
 	if !p.ready.Load() {
 		return &Pending{p: p, id: id, subject: subject, data: data}
@@ -226,10 +267,12 @@ func (p *Publisher) Start(id, subject string, data []byte) *Pending {
 	if id != "" {
 		msg.Header = nats.Header{jetstream.MsgIDHeader: []string{id}}
 	}
-	if err := p.nc.PublishMsg(msg); err != nil {
+	select {
+	case p.out <- outgoing{msg, token}:
+	default:
 		p.giveUp(token, w)
 		p.busy.Done()
-		return &Pending{err: fmt.Errorf("%w: publish %s: %w", ErrUnavailable, subject, err)}
+		return &Pending{err: fmt.Errorf("%w: publish %s: %d messages wait for NATS to take them", ErrUnavailable, subject, maxQueued)}
 	}
 	return &Pending{p: p, token: token, w: w, subject: subject}
 }
@@ -255,30 +298,35 @@ func (pd *Pending) Wait(ctx context.Context) (seq uint64, err error) {
 		return next.Wait(ctx)
 	}
 	defer p.busy.Done()
+	var a ack
 	select {
-	case a := <-pd.w.done:
-		p.pool.Put(pd.w)
-		if a.err != nil {
-			return 0, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, pd.subject, a.err)
-		}
-		return a.seq, nil
+	case a = <-pd.w.done:
 	case <-ctx.Done():
-		p.giveUp(pd.token, pd.w)
-		return 0, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, pd.subject, ctx.Err())
+		if p.giveUp(pd.token, pd.w) {
+			return 0, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, pd.subject, ctx.Err())
+		}
+		// The answer came as the deadline passed and is on its way: take
+		// it, rather than fail a publish the stream may have stored.
+		a = <-pd.w.done
 	}
+	p.pool.Put(pd.w)
+	if a.err != nil {
+		return 0, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, pd.subject, a.err)
+	}
+	return a.seq, nil
 }
 
-// giveUp stops waiting for token's acknowledgement. A waiter whose
-// acknowledgement is being delivered right now is left to the garbage
-// collector rather than reused.
-func (p *Publisher) giveUp(token uint64, w *waiter) {
+// giveUp stops waiting for token's acknowledgement, and reports whether it
+// did: false when the answer is being delivered to w right now.
+func (p *Publisher) giveUp(token uint64, w *waiter) (mine bool) {
 	p.mu.Lock()
-	_, mine := p.waiting[token]
+	_, mine = p.waiting[token]
 	delete(p.waiting, token)
 	p.mu.Unlock()
 	if mine {
 		p.pool.Put(w)
 	}
+	return mine
 }
 
 // errNoStream is the answer to a publish that no stream took in.
@@ -291,14 +339,18 @@ func (p *Publisher) acknowledged(m *nats.Msg) {
 	if err != nil {
 		return
 	}
+	p.answer(token, p.readAck(m))
+}
+
+// answer hands a to the publish of token, unless it gave up already.
+func (p *Publisher) answer(token uint64, a ack) {
 	p.mu.Lock()
 	w := p.waiting[token]
 	delete(p.waiting, token)
 	p.mu.Unlock()
-	if w == nil {
-		return // given up already
+	if w != nil {
+		w.done <- a
 	}
-	w.done <- p.readAck(m)
 }
 
 var seqField = []byte(`"seq":`)
@@ -367,6 +419,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 	case <-idle:
 	case <-ctx.Done():
 	}
+	p.stopped.Do(func() { close(p.stop) })
 	closed := make(chan struct{})
 	p.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
 	if err := p.nc.Drain(); err != nil {
