@@ -311,7 +311,8 @@ func (c *Counter) MarkPublished(ctx context.Context, id string, encoded []byte) 
 
 // Uncount takes back the count of a task without a webhook id whose
 // request failed after Count: without an id the sender's retry counts it
-// again, so the failed attempt must leave nothing behind.
+// again, so the failed attempt must leave nothing behind. Once queued, the
+// uncount is done even if ctx ends first (a failure is then logged).
 func (c *Counter) Uncount(ctx context.Context, t task.Task) error {
 	o := c.get(opUncount)
 	o.keys = append(o.keys, c.opts.Keys.Batch(t.BatchID))
@@ -400,8 +401,11 @@ func (c *Counter) exec(ctx context.Context, batch []*op, b *buffers) {
 	b.keys = append(b.keys[:0], k.Counts(), k.Batches())
 	b.args = b.args[:0]
 	for _, o := range batch {
-		if o.state.Load() == opAbandoned {
-			continue // its caller has gone: nothing to do for nobody
+		if o.state.Load() == opAbandoned && o.kind != opUncount {
+			// Its caller has gone: nothing to do for nobody. An uncount is
+			// done all the same: its request answered 503, and the count
+			// must not outlive it.
+			continue
 		}
 		if o.kind == opCount {
 			if len(b.counts) == 0 {
@@ -479,6 +483,8 @@ func (c *Counter) exec(ctx context.Context, batch []*op, b *buffers) {
 		}
 		if o.state.CompareAndSwap(opWaiting, opAnswered) {
 			o.done <- opResult{err: err}
+		} else if o.kind == opUncount && err != nil {
+			c.opts.Log.Error("count of a failed request without webhook id could not be taken back", "err", err)
 		}
 	}
 }

@@ -313,3 +313,49 @@ func TestCountThenStartPublishes(t *testing.T) {
 		t.Fatalf("Major counted %d (%v), want 4", counts, err)
 	}
 }
+
+// An uncount whose caller stops waiting (Redis was slow to answer) is
+// done all the same: the request answered 503, and its count must go.
+func TestAbandonedUncountIsDone(t *testing.T) {
+	rp := testenv.StartRedis(t) // paused below: a server of the test's own
+	opt, _ := redis.ParseURL(rp.URL())
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	keys := task.Keys{Prefix: testenv.KeyPrefix(t)}
+	c := counter.New(rdb, counter.Options{Keys: keys})
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(runCtx); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	ctx := context.Background()
+	tk := task.Task{BatchID: "0f8fad5b-d9cb-469f-a165-70867728950e", ID: 1, Owner: "Ada", Priority: task.Low}
+	if _, err := c.Count(ctx, "", tk, tk.Encode(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// Redis takes no write for 500ms, and a count waits for it in the
+	// pipeline; the uncount queued behind it is given up after 100ms.
+	if err := rdb.Do(ctx, "CLIENT", "PAUSE", 500, "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	other := tk
+	other.ID, other.Priority = 2, task.Major
+	counted := make(chan error, 1)
+	go func() {
+		_, err := c.Count(ctx, "", other, other.Encode(), time.Now())
+		counted <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // lets the pipeline take the count first; not a wait for a condition
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := c.Uncount(short, tk); err == nil {
+		t.Fatal("Uncount returned before Redis could answer")
+	}
+	if err := <-counted; err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		n, err := rdb.HGet(ctx, keys.Counts(), task.Low.String()).Int()
+		return err == nil && n == 0
+	}, "the count of the failed request was not taken back")
+}

@@ -198,7 +198,7 @@ func (h *Handler) ingest(ctx *fasthttp.RequestCtx) {
 			// so that the 503 leaves nothing behind.
 			uctx, cancel := context.WithTimeout(context.Background(), timeout)
 			if err := h.Counter.Uncount(uctx, t); err != nil {
-				h.Log.Error("count of a failed request without webhook-id could not be taken back", "err", err)
+				h.Log.Error("count of a failed request without webhook-id not confirmed taken back", "err", err)
 			}
 			cancel()
 		}
