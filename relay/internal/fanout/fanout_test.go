@@ -330,3 +330,19 @@ func TestStreamRecreatedDuringFanout(t *testing.T) {
 		t.Fatalf("a client of the old stream is still served: %+v", c)
 	}
 }
+
+// A client that left before its join was served (its leave handled first)
+// is not added: it would stay among the clients for good.
+func TestJoinOfAClientThatLeft(t *testing.T) {
+	h := New(Config{QueueSize: 100}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.take(input{begin: true, seq: 1})
+	h.haveCounts = true
+	h.maybeLive()
+	c := &client{wake: make(chan struct{}, 1), done: make(chan struct{}), capacity: 100, joined: time.Now()}
+	c.close(0, "")
+	h.drop(c) // its leave, first
+	h.join(c, time.Now())
+	if len(h.clients) != 0 || len(h.list) != 0 || len(h.held) != 0 {
+		t.Fatalf("a client that left was kept: %d clients, %d listed, %d held", len(h.clients), len(h.list), len(h.held))
+	}
+}

@@ -520,6 +520,11 @@ func (h *Hub) adapt(backlog, clients int) {
 // update with exactly the events after its sequence up to the last frame
 // sent, or a snapshot.
 func (h *Hub) join(c *client, now time.Time) {
+	if isClosed(c) {
+		// It left before it was served (its leave may have come first):
+		// its writer ends the connection, and the hub never holds it.
+		return
+	}
 	if !h.isLive.Load() || (c.resume && c.since > h.sent && now.Before(c.joined.Add(h.cfg.ResumeWait))) {
 		// The client holds more than this hub sent so far: wait for the
 		// stream (or for the hub's first catch-up) rather than go back.
