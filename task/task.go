@@ -93,7 +93,7 @@ func (t Task) Encode() []byte {
 // allocation, for hot paths.
 func (t Task) AppendJSON(b []byte) []byte {
 	b = append(b, `{"batchid":`...)
-	b = strconv.AppendQuote(b, t.BatchID)
+	b = appendJSONString(b, t.BatchID)
 	b = append(b, `,"id":`...)
 	b = strconv.AppendInt(b, t.ID, 10)
 	b = append(b, `,"owner":`...)

@@ -106,6 +106,13 @@ func TestEncodeRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(b, &std); err != nil || std != in {
 		t.Fatalf("encoding/json reads %+v, %v; want %+v", std, err, in)
 	}
+	// A task that is not valid (its batch id no UUID) still encodes as
+	// JSON, escapes and all: logs and error paths may print one.
+	odd := task.Task{BatchID: "a\"b\x01\u2028", Owner: "o", Priority: task.Low}
+	var back task.Task
+	if err := json.Unmarshal(odd.Encode(), &back); err != nil || back != odd {
+		t.Fatalf("encoding/json reads %s as %+v, %v; want %+v", odd.Encode(), back, err, odd)
+	}
 }
 
 func TestPriority(t *testing.T) {
