@@ -15,8 +15,6 @@ import (
 	"github.com/hookpipe/hookpipe/receiver/internal/publish"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/hookpipe/hookpipe/testdata/testenv"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -291,12 +289,7 @@ func TestCountThenStartPublishes(t *testing.T) {
 		}
 	}
 
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := testenv.JetStream(t, ns.ClientURL())
 	s, err := js.Stream(ctx, task.StreamName)
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	"github.com/hookpipe/hookpipe/receiver/internal/publish"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/hookpipe/hookpipe/testdata/testenv"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -27,15 +26,7 @@ func connect(t *testing.T, url string) (*publish.Publisher, jetstream.JetStream)
 		defer cancel()
 		p.Close(ctx)
 	})
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := testenv.JetStream(t, url)
 	testenv.Eventually(t, 5*time.Second, func() bool { return p.EnsureStream(context.Background()) == nil }, "stream not created")
 	return p, js
 }

@@ -18,7 +18,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -430,21 +429,10 @@ func startRelay(ctx context.Context, o options) (*exec.Cmd, string, error) {
 		return nil, "", fmt.Errorf("start relay: %w", err)
 	}
 	base := "http://" + addr
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return cmd, base, nil
-			}
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-			return nil, "", errors.New("relay did not become ready")
-		}
-		time.Sleep(50 * time.Millisecond) // polling for readiness
+	if err := waitReady(ctx, cmd, base, "relay"); err != nil {
+		return nil, "", err
 	}
+	return cmd, base, nil
 }
 
 // client is one load-client connection. It reads frames, keeps the newest,
@@ -779,17 +767,26 @@ func startReceiver(ctx context.Context, o options) (*exec.Cmd, string, error) {
 		return nil, "", fmt.Errorf("start receiver %s: %w", o.recvBin, err)
 	}
 	base := "http://" + addr
+	if err := waitReady(ctx, cmd, base, "receiver"); err != nil {
+		return nil, "", err
+	}
+	return cmd, base + "/consumetasks", nil
+}
+
+// waitReady waits for the child cmd serving at base to answer /readyz
+// with 200, and stops it when it does not within 20 seconds.
+func waitReady(ctx context.Context, cmd *exec.Cmd, base, name string) error {
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		resp, err := http.Get(base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return cmd, base + "/consumetasks", nil
+				return nil
 			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			stopChild(cmd)
-			return nil, "", errors.New("receiver did not become ready")
+			return fmt.Errorf("%s did not become ready", name)
 		}
 		time.Sleep(50 * time.Millisecond) // polling for readiness
 	}

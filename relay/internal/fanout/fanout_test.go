@@ -229,21 +229,29 @@ func framesOf(t *testing.T, c *client) []task.Frame {
 	return out
 }
 
-// Clients are served a part at a time and each part's frame is cut with
-// the events that came in meanwhile; every client still gets every event
-// once, and the clients of the first parts catch up at the next tick.
-func TestFanoutInPartsIsExact(t *testing.T) {
+// liveHub returns a hub that is live on a stream starting at sequence 1,
+// serves in parts of part, and has n clients without sockets, whose
+// frames stay in their queues.
+func liveHub(part, n int) *Hub {
 	h := New(Config{QueueSize: 100}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	h.part = 2
-	h.ring = newRing(h.cfg.RingSize, 1)
-	h.begun, h.haveCounts, h.caughtUp = true, true, true
-	h.isLive.Store(true)
-	for range 5 {
+	h.part = part
+	h.take(input{begin: true, seq: 1})
+	h.haveCounts = true
+	h.maybeLive()
+	for range n {
 		c := &client{wake: make(chan struct{}, 1), done: make(chan struct{}), capacity: 100}
 		h.clients[c] = struct{}{}
 		c.idx = len(h.list)
 		h.list = append(h.list, c)
 	}
+	return h
+}
+
+// Clients are served a part at a time and each part's frame is cut with
+// the events that came in meanwhile; every client still gets every event
+// once, and the clients of the first parts catch up at the next tick.
+func TestFanoutInPartsIsExact(t *testing.T) {
+	h := liveHub(2, 5)
 	for seq := uint64(1); seq <= 3; seq++ {
 		h.take(input{ev: testEvent(seq, "a"), seq: seq})
 	}
@@ -277,17 +285,7 @@ func TestFanoutInPartsIsExact(t *testing.T) {
 // A fan-out is spread over the time it is given: part k goes out no
 // sooner than k/parts of it.
 func TestUpdateSpreadsParts(t *testing.T) {
-	h := New(Config{QueueSize: 100}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	h.part = 2
-	h.ring = newRing(h.cfg.RingSize, 1)
-	h.begun, h.haveCounts, h.caughtUp = true, true, true
-	h.isLive.Store(true)
-	for range 6 {
-		c := &client{wake: make(chan struct{}, 1), done: make(chan struct{}), capacity: 100}
-		h.clients[c] = struct{}{}
-		c.idx = len(h.list)
-		h.list = append(h.list, c)
-	}
+	h := liveHub(2, 6)
 	h.take(input{ev: testEvent(1, "a"), seq: 1})
 	const spread = 90 * time.Millisecond
 	start := time.Now()
@@ -305,17 +303,7 @@ func TestUpdateSpreadsParts(t *testing.T) {
 // A stream recreated while a fan-out is under way (its sequences start
 // again from 1) leaves no trace of the old sequences once the fan-out ends.
 func TestStreamRecreatedDuringFanout(t *testing.T) {
-	h := New(Config{QueueSize: 100}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	h.part = 2
-	h.take(input{begin: true, seq: 1})
-	h.haveCounts = true
-	h.maybeLive()
-	for range 4 {
-		c := &client{wake: make(chan struct{}, 1), done: make(chan struct{}), capacity: 100}
-		h.clients[c] = struct{}{}
-		c.idx = len(h.list)
-		h.list = append(h.list, c)
-	}
+	h := liveHub(2, 4)
 	for seq := uint64(1); seq <= 50; seq++ {
 		h.take(input{ev: testEvent(seq, "old"), seq: seq})
 	}
@@ -334,10 +322,7 @@ func TestStreamRecreatedDuringFanout(t *testing.T) {
 // A client that left before its join was served (its leave handled first)
 // is not added: it would stay among the clients for good.
 func TestJoinOfAClientThatLeft(t *testing.T) {
-	h := New(Config{QueueSize: 100}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	h.take(input{begin: true, seq: 1})
-	h.haveCounts = true
-	h.maybeLive()
+	h := liveHub(fanoutPart, 0)
 	c := &client{wake: make(chan struct{}, 1), done: make(chan struct{}), capacity: 100, joined: time.Now()}
 	c.close(0, "")
 	h.drop(c) // its leave, first

@@ -347,15 +347,7 @@ func (h *Hub) Run(ctx context.Context, shutdown time.Duration) error {
 		case in := <-h.in:
 			h.take(in)
 			// Take whatever else is waiting, so a burst costs one wake-up.
-			for n := 0; n < 1024; n++ {
-				select {
-				case in := <-h.in:
-					h.take(in)
-					continue
-				default:
-				}
-				break
-			}
+			h.takeQueued(1024)
 		case c := <-h.countsIn:
 			h.setCounts(c)
 		case c := <-h.joins:
@@ -602,18 +594,22 @@ func (h *Hub) remove(c *client) {
 	h.stats.clients.Store(int64(len(h.clients)))
 }
 
-// takeWaiting takes in, without waiting, the events and counts that came
-// in since the hub last looked: between two parts of a fan-out.
-func (h *Hub) takeWaiting() {
-	for n := 0; n < cap(h.in); n++ {
+// takeQueued takes in up to n inputs that are waiting, without waiting.
+func (h *Hub) takeQueued(n int) {
+	for range n {
 		select {
 		case in := <-h.in:
 			h.take(in)
-			continue
 		default:
+			return
 		}
-		break
 	}
+}
+
+// takeWaiting takes in, without waiting, the events and counts that came
+// in since the hub last looked: between two parts of a fan-out.
+func (h *Hub) takeWaiting() {
+	h.takeQueued(cap(h.in))
 	select {
 	case c := <-h.countsIn:
 		h.setCounts(c)
