@@ -132,11 +132,14 @@ type Options struct {
 	Timeout time.Duration
 	// Log receives the rare lines the counter writes itself; default none.
 	Log *slog.Logger
-	// Start, when set, starts the publish of a task for CountThenStart,
-	// without waiting: the pipeline calls it for every task of a batch
-	// that needs publishing, in a row, so that they reach the stream's
-	// connection together.
+	// Start starts the publish of a task for CountThenStart, without
+	// waiting: the pipeline calls it for every task of a batch that needs
+	// publishing, in a row, and then Flush, once it answered the batch's
+	// callers (Flush may wait on the network, the callers' waits end with
+	// their contexts), so that the batch reaches the stream's connection
+	// together.
 	Start func(id, subject string, encoded []byte) Started
+	Flush func()
 }
 
 // Started is a publish on its way.
@@ -270,10 +273,11 @@ func (c *Counter) Count(ctx context.Context, id string, t task.Task, encoded []b
 // (counted now, or counted by an earlier delivery whose publish was not
 // acknowledged), starts its publish with Options.Start from the pipeline,
 // right after Redis answered: the caller waits for the returned publish.
-// pub is nil when nothing is to be published. It needs Options.Start.
+// pub is nil when nothing is to be published. It needs Options.Start and
+// Options.Flush.
 func (c *Counter) CountThenStart(ctx context.Context, id string, t task.Task, encoded []byte, now time.Time) (prev string, pub Started, err error) {
-	if c.opts.Start == nil {
-		return "", nil, errors.New("counter: CountThenStart without Options.Start")
+	if c.opts.Start == nil || c.opts.Flush == nil {
+		return "", nil, errors.New("counter: CountThenStart without Options.Start and Flush")
 	}
 	return c.count(ctx, id, t, encoded, now, true)
 }
@@ -448,6 +452,7 @@ func (c *Counter) exec(ctx context.Context, batch []*op, b *buffers) {
 		}
 		pipe.Exec(ctx)
 	}
+	started := false
 	if len(b.counts) > 0 {
 		states, err := script.StringSlice()
 		if err == nil && len(states) != len(b.counts) {
@@ -470,9 +475,13 @@ func (c *Counter) exec(ctx context.Context, batch []*op, b *buffers) {
 			if answered && o.start && r.err == nil && (r.state == "" || r.state == task.SeenCounted) {
 				// The caller waits for this publish now, whatever happens.
 				r.pub = c.opts.Start(o.id, o.subject, o.encoded)
+				started = true
 			}
 			o.done <- r
 		}
+	}
+	if started {
+		c.opts.Flush()
 	}
 	for i, o := range b.others {
 		err := b.cmds[i].Err()

@@ -250,7 +250,7 @@ func TestCountThenStartPublishes(t *testing.T) {
 	testenv.Eventually(t, 5*time.Second, func() bool { return pub.EnsureStream(ctx) == nil }, "no stream")
 	c := counter.New(rdb, counter.Options{Keys: task.Keys{Prefix: prefix}, Start: func(id, subject string, encoded []byte) counter.Started {
 		return pub.Start(id, subject, encoded)
-	}})
+	}, Flush: pub.Flush})
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.Run(runCtx); close(done) }()

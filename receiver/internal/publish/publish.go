@@ -73,9 +73,10 @@ func (o StreamOptions) StreamConfig() jetstream.StreamConfig {
 // asynchronous publishing does, with less work per task: one subscription
 // takes every acknowledgement, a table maps its token to the waiting
 // request, and the acknowledgement is checked for an error without
-// decoding it. One goroutine hands the messages to the connection, in the
-// order they were started, so that whoever starts them never waits on the
-// network.
+// decoding it. Start only registers a publish and queues its message;
+// Flush hands what is queued to the connection, in order, so that a batch
+// started in a row leaves in one write, and whoever starts publishes can
+// answer its callers before it may wait on the network.
 type Publisher struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -91,13 +92,10 @@ type Publisher struct {
 	waiting map[uint64]*waiter // by token, until acknowledged or given up
 	busy    sync.WaitGroup     // publishes started and not waited for, for Close
 	pool    sync.Pool          // of *waiter
-	out     chan outgoing      // to the send loop
-	stop    chan struct{}      // ends the send loop
-	stopped sync.Once
+	out     chan outgoing      // started, for Flush
 }
 
-// outgoing is a started message for the send loop, with the token it is
-// acknowledged under.
+// outgoing is a started message, with the token it is acknowledged under.
 type outgoing struct {
 	msg   *nats.Msg
 	token uint64
@@ -171,7 +169,6 @@ func Connect(url string, stream StreamOptions, timeout time.Duration, log *slog.
 	p.waiting = make(map[uint64]*waiter)
 	p.pool.New = func() any { return &waiter{done: make(chan ack, 1)} }
 	p.out = make(chan outgoing, maxQueued)
-	p.stop = make(chan struct{})
 	// Subscribed while disconnected, the subscription is made on connect;
 	// it is made again after every reconnect.
 	p.acks, err = nc.Subscribe(p.inbox+"*", p.acknowledged)
@@ -182,20 +179,20 @@ func Connect(url string, stream StreamOptions, timeout time.Duration, log *slog.
 	// Acknowledgements must not be dropped for a slow subscriber: a
 	// dropped one turns an accepted task into a 503 and a retry.
 	p.acks.SetPendingLimits(-1, -1)
-	go p.send()
 	return p, nil
 }
 
-// send hands started messages to the connection, in order. A batch
-// started in a row goes out in a row, so the connection writes it at once.
-func (p *Publisher) send() {
+// Flush hands every started message to the connection, in order. It may
+// wait on the network: for the connection's lock while a write to a server
+// that stopped reading times out.
+func (p *Publisher) Flush() {
 	for {
 		select {
 		case o := <-p.out:
 			if err := p.nc.PublishMsg(o.msg); err != nil {
 				p.answer(o.token, ack{err: err})
 			}
-		case <-p.stop:
+		default:
 			return
 		}
 	}
@@ -231,7 +228,9 @@ func (p *Publisher) EnsureStream(ctx context.Context) error {
 // acknowledgement, until ctx ends; it returns the message's stream
 // sequence. A non-empty id is the message id the stream deduplicates on.
 func (p *Publisher) Publish(ctx context.Context, id, subject string, data []byte) (seq uint64, err error) {
-	return p.Start(id, subject, data).Wait(ctx)
+	pd := p.Start(id, subject, data)
+	p.Flush()
+	return pd.Wait(ctx)
 }
 
 // Pending is a publish on its way: Wait for its acknowledgement.
@@ -246,12 +245,11 @@ type Pending struct {
 	data        []byte
 }
 
-// Start sends data on subject without waiting and returns the publish, for
-// Wait. It never waits, on the network or otherwise, so that one goroutine
-// can start the publishes of many requests in a row and the connection
-// writes them together; when the stream is not known to exist it leaves
-// the publish to Wait, which checks first. A non-empty id is the message
-// id the stream deduplicates on.
+// Start queues data for subject, for the next Flush, and returns the
+// publish, for Wait. It never waits, so that one goroutine can start the
+// publishes of many requests in a row, and Flush them together; when the
+// stream is not known to exist it leaves the publish to Wait, which checks
+// first. A non-empty id is the message id the stream deduplicates on.
 func (p *Publisher) Start(id, subject string, data []byte) *Pending {
 	if !p.ready.Load() {
 		return &Pending{p: p, id: id, subject: subject, data: data}
@@ -295,6 +293,7 @@ func (pd *Pending) Wait(ctx context.Context) (seq uint64, err error) {
 		if next.w == nil && next.err == nil {
 			return 0, fmt.Errorf("%w: publish %s: stream gone again", ErrUnavailable, pd.subject)
 		}
+		p.Flush()
 		return next.Wait(ctx)
 	}
 	defer p.busy.Done()
@@ -419,7 +418,6 @@ func (p *Publisher) Close(ctx context.Context) error {
 	case <-idle:
 	case <-ctx.Done():
 	}
-	p.stopped.Do(func() { close(p.stop) })
 	closed := make(chan struct{})
 	p.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
 	if err := p.nc.Drain(); err != nil {

@@ -134,6 +134,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Start: func(id, subject string, encoded []byte) counter.Started {
 			return m.pub.Start(id, subject, encoded)
 		},
+		Flush: m.pub.Flush,
 	})
 	m.wg.Go(func() { cnt.Run(runCtx) })
 	m.wg.Go(func() { m.ensureStream(runCtx) })
