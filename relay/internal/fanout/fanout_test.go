@@ -178,21 +178,13 @@ func BenchmarkEncodingJSONEvent(b *testing.B) {
 	}
 }
 
-// BenchmarkTick measures one update frame for many clients: encode once,
-// offer the same bytes to every queue (these clients have no socket).
-func BenchmarkTick(b *testing.B) {
+// BenchmarkUpdate measures bringing many clients up to date once, without
+// the pauses that pace it: cut a frame per part, offer its bytes to every
+// queue (these clients have no socket).
+func BenchmarkUpdate(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(strconv.Itoa(n)+"clients", func(b *testing.B) {
-			h := New(Config{QueueSize: 1 << 20}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			h.ring = newRing(h.cfg.RingSize, 1)
-			h.begun = true
-			h.isLive.Store(true)
-			for range n {
-				c := &client{wake: make(chan struct{}, 1), done: make(chan struct{}), capacity: 4}
-				h.clients[c] = struct{}{}
-				c.idx = len(h.list)
-				h.list = append(h.list, c)
-			}
+			h := liveHub(fanoutPart, n)
 			seq := uint64(0)
 			b.ReportAllocs()
 			for b.Loop() {
@@ -201,7 +193,7 @@ func BenchmarkTick(b *testing.B) {
 					ev := testEvent(seq, "Ada Lovelace")
 					h.take(input{ev: ev, seq: seq})
 				}
-				h.tick(time.Now())
+				h.update(0)
 				for _, c := range h.list {
 					c.pending, c.writing = c.pending[:0], false
 					<-c.wake
