@@ -33,44 +33,12 @@ type Config struct {
 	// Default "http://localhost:8080 http://127.0.0.1:8080", the dashboard
 	// (--origins, HOOKPIPE_RELAY_ORIGINS, space or comma separated).
 	Origins []string
-	// Interval is the shortest time between two frames; default 10ms
-	// (--interval, HOOKPIPE_RELAY_INTERVAL).
-	Interval time.Duration
-	// MaxInterval bounds how far the interval widens under load; default
-	// 250ms (--max-interval, HOOKPIPE_RELAY_MAX_INTERVAL).
-	MaxInterval time.Duration
-	// SnapshotEvents is how many recent events a snapshot carries; default
-	// 100 (--snapshot-events, HOOKPIPE_RELAY_SNAPSHOT_EVENTS).
-	SnapshotEvents int
-	// RingSize is how many recent events are kept for resumes; default
-	// 10000 (--ring-size, HOOKPIPE_RELAY_RING_SIZE).
-	RingSize int
-	// QueueSize is how many frames may wait for one client before it is cut
-	// off as too slow; default 200 (--queue-size, HOOKPIPE_RELAY_QUEUE_SIZE).
-	QueueSize int
-	// MaxConns is the most WebSocket connections at once; default 20000
-	// (--max-conns, HOOKPIPE_RELAY_MAX_CONNS).
-	MaxConns int
-	// PingInterval is how often each client is pinged; default 25s
-	// (--ping-interval, HOOKPIPE_RELAY_PING_INTERVAL).
-	PingInterval time.Duration
-	// PongTimeout is how long a silent client is kept; default 60s
-	// (--pong-timeout, HOOKPIPE_RELAY_PONG_TIMEOUT).
-	PongTimeout time.Duration
-	// WriteTimeout bounds one write to a client; default 10s
-	// (--write-timeout, HOOKPIPE_RELAY_WRITE_TIMEOUT).
-	WriteTimeout time.Duration
-	// ReadLimit is the largest message a client may send, in bytes; default
-	// 4096 (--read-limit, HOOKPIPE_RELAY_READ_LIMIT).
-	ReadLimit int64
-	// MaxUpdateEvents, when positive, caps a live update's events to the
-	// newest ones (counts stay exact, resumes stay exact); default 0, every
-	// event (--max-update-events, HOOKPIPE_RELAY_MAX_UPDATE_EVENTS).
-	MaxUpdateEvents int
-	// SendBuffer, when positive, fixes each client socket's kernel send
-	// buffer in bytes; default 0, the kernel's autotuning
-	// (--send-buffer, HOOKPIPE_RELAY_SEND_BUFFER).
-	SendBuffer int
+	// Config is the hub's part: frame interval, snapshot and ring sizes,
+	// queues, connection limits, pings and timeouts. Its fields and
+	// defaults are documented on fanout.Config; each has a flag and a
+	// HOOKPIPE_RELAY_* variable (see ParseConfig). Its CheckOrigin is set
+	// from Origins.
+	fanout.Config
 	// CountsInterval is the longest time between two reads of the counts
 	// when no events arrive; default 1s
 	// (--counts-interval, HOOKPIPE_RELAY_COUNTS_INTERVAL).
@@ -88,23 +56,13 @@ type Config struct {
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	f := fanout.DefaultConfig()
 	return Config{
 		Addr:            ":5002",
 		NATSURL:         "nats://127.0.0.1:4222",
 		RedisURL:        "redis://127.0.0.1:6379",
 		KeyPrefix:       task.DefaultKeyPrefix,
 		Origins:         []string{"http://localhost:8080", "http://127.0.0.1:8080"},
-		Interval:        f.Interval,
-		MaxInterval:     f.MaxInterval,
-		SnapshotEvents:  f.SnapshotEvents,
-		RingSize:        f.RingSize,
-		QueueSize:       f.QueueSize,
-		MaxConns:        f.MaxConns,
-		PingInterval:    f.PingInterval,
-		PongTimeout:     f.PongTimeout,
-		WriteTimeout:    f.WriteTimeout,
-		ReadLimit:       f.ReadLimit,
+		Config:          fanout.DefaultConfig(),
 		CountsInterval:  time.Second,
 		ShutdownTimeout: 10 * time.Second,
 		LogFormat:       "text",
@@ -214,22 +172,4 @@ func (l *listValue) String() string { return strings.Join(*l, " ") }
 func (l *listValue) Set(s string) error {
 	*l = strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
 	return nil
-}
-
-// fanoutConfig returns the hub's part of c.
-func (c Config) fanoutConfig() fanout.Config {
-	return fanout.Config{
-		Interval:        c.Interval,
-		MaxInterval:     c.MaxInterval,
-		SnapshotEvents:  c.SnapshotEvents,
-		RingSize:        c.RingSize,
-		QueueSize:       c.QueueSize,
-		MaxConns:        c.MaxConns,
-		PingInterval:    c.PingInterval,
-		PongTimeout:     c.PongTimeout,
-		WriteTimeout:    c.WriteTimeout,
-		ReadLimit:       c.ReadLimit,
-		SendBuffer:      c.SendBuffer,
-		MaxUpdateEvents: c.MaxUpdateEvents,
-	}
 }

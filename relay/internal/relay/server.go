@@ -90,7 +90,7 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.rdb = redis.NewClient(ropt)
 	keys := task.Keys{Prefix: cfg.KeyPrefix}
-	fc := cfg.fanoutConfig()
+	fc := cfg.Config
 	fc.CheckOrigin = func(r *http.Request) bool { return originAllowed(cfg.Origins, r) }
 	s.hub = fanout.New(fc, log)
 	s.reader = stream.NewReader(js, s.hub, log)
