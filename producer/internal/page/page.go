@@ -56,6 +56,9 @@ type Options struct {
 	// KeepEvents is how many recent events a reconnecting page can catch
 	// up on; default 4096.
 	KeepEvents int
+	// KeepLines is how many of a running batch's latest lines a page that
+	// opens mid-batch is shown, with the batch's start; default 200.
+	KeepLines int
 }
 
 // Server is the page's HTTP handler and the batches it runs.
@@ -94,11 +97,14 @@ func New(opt Options) (*Server, error) {
 	if opt.KeepEvents <= 0 {
 		opt.KeepEvents = 4096
 	}
+	if opt.KeepLines <= 0 {
+		opt.KeepLines = 200
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opt:    opt,
 		log:    opt.Logger,
-		hub:    newHub(opt.KeepEvents, 1024),
+		hub:    newHub(opt.KeepEvents, opt.KeepLines, 1024),
 		mux:    http.NewServeMux(),
 		runs:   make(map[string]*run),
 		ctx:    ctx,
@@ -214,6 +220,7 @@ type (
 		BatchID string       `json:"batchid"`
 		I       int          `json:"i"`
 		N       int          `json:"n"`
+		Done    int          `json:"done"` // results of the batch so far, this one included
 		Status  int          `json:"status"`
 		Outcome send.Outcome `json:"outcome"`
 		Retries int          `json:"retries"`
@@ -243,19 +250,21 @@ func (s *Server) OnRetry(e send.RetryEvent) {
 	if e.Err != nil {
 		errText = e.Err.Error()
 	}
-	s.publish("retry", retryEvent{
+	s.publish(s.hub.line, e.Delivery.Task.BatchID, "retry", retryEvent{
 		BatchID: e.Delivery.Task.BatchID, I: int(e.Delivery.Task.ID) + 1, N: int(e.Delivery.Task.BatchSize),
 		Attempt: e.Attempt, Status: e.Status, Error: errText, DelayMS: e.Delay.Milliseconds(),
 	})
 }
 
-func (s *Server) publish(name string, v any) {
+// publish encodes v and hands it to the hub as the named event of batch,
+// with the hub's begin, line or end.
+func (s *Server) publish(to func(batch, name string, data []byte), batch, name string, v any) {
 	data, err := json.Marshal(v)
 	if err != nil {
 		s.log.Error("page: encode event", "event", name, "err", err)
 		return
 	}
-	s.hub.publish(name, data)
+	to(batch, name, data)
 }
 
 func (s *Server) start(b generate.Batch, wait time.Duration) {
@@ -269,21 +278,22 @@ func (s *Server) start(b generate.Batch, wait time.Duration) {
 		ds[i] = send.Delivery{WebhookID: send.NewWebhookID(), Task: t}
 	}
 	s.log.Info("batch started", "batchid", b.ID, "size", len(ds), "wait", wait)
-	s.publish("start", startEvent{BatchID: b.ID, Size: len(ds), WaitMS: wait.Milliseconds()})
+	s.publish(s.hub.begin, b.ID, "start", startEvent{BatchID: b.ID, Size: len(ds), WaitMS: wait.Milliseconds()})
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		defer cancel()
-		n := len(ds)
+		n, done := len(ds), 0
 		sum := s.opt.Sender.SendBatch(ctx, b.ID, ds, send.Every(wait), func(i int, r send.Result) {
+			done++ // SendBatch reports one result at a time
 			ev := taskEvent{
-				BatchID: b.ID, I: i + 1, N: n, Status: r.Status, Outcome: r.Outcome,
+				BatchID: b.ID, I: i + 1, N: n, Done: done, Status: r.Status, Outcome: r.Outcome,
 				Retries: r.Retries(), Task: r.Delivery.Task, Line: send.Line(i+1, n, r),
 			}
 			if r.Err != nil && r.Outcome != send.Accepted && r.Outcome != send.Duplicate {
 				ev.Error = r.Err.Error()
 			}
-			s.publish("task", ev)
+			s.publish(s.hub.line, b.ID, "task", ev)
 		})
 		s.mu.Lock()
 		delete(s.runs, b.ID)
@@ -291,7 +301,7 @@ func (s *Server) start(b generate.Batch, wait time.Duration) {
 		s.log.Info("batch ended", "batchid", b.ID, "size", sum.Size, "sent", sum.Sent, "accepted", sum.Accepted,
 			"duplicates", sum.Duplicates, "failed", sum.Failed, "cancelled", sum.Cancelled,
 			"retries", sum.Retries, "duration", sum.Duration)
-		s.publish("end", endEvent{Summary: sum, Line: sum.String()})
+		s.publish(s.hub.end, b.ID, "end", endEvent{Summary: sum, Line: sum.String()})
 	}()
 }
 
@@ -329,8 +339,12 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 
 // handleEvents streams events as text/event-stream. A client that
 // reconnects with Last-Event-ID gets the events it missed, as far as the
-// server still keeps them.
+// server still keeps them; a new one gets the running batches' start and
+// latest lines first. It subscribes before it answers, so that a client
+// that has the answer's headers misses no event published after.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	events, unsubscribe := s.hub.subscribe(r.Header.Get("Last-Event-ID"))
+	defer unsubscribe()
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -343,8 +357,6 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if rc.Flush() != nil {
 		return
 	}
-	events, unsubscribe := s.hub.subscribe(r.Header.Get("Last-Event-ID"))
-	defer unsubscribe()
 	ping := time.NewTicker(15 * time.Second)
 	defer ping.Stop()
 	buf := make([]byte, 0, 1024)

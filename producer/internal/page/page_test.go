@@ -52,6 +52,13 @@ func newPeer(t testing.TB, hold func(task.Task) (int, string)) *peer {
 // newPage starts a page server that sends to p.
 func newPage(t testing.TB, p *peer) (*page.Server, *httptest.Server) {
 	t.Helper()
+	return newPageWith(t, p, page.Options{})
+}
+
+// newPageWith starts a page server that sends to p, with the keep limits
+// of opt.
+func newPageWith(t testing.TB, p *peer, opt page.Options) (*page.Server, *httptest.Server) {
+	t.Helper()
 	s, err := send.New(send.Config{URL: p.srv.URL, Concurrency: 1,
 		Retry: send.Retry{Attempts: 3, Initial: 5 * time.Millisecond, Max: 10 * time.Millisecond, MaxElapsed: 10 * time.Second}})
 	if err != nil {
@@ -60,7 +67,7 @@ func newPage(t testing.TB, p *peer) (*page.Server, *httptest.Server) {
 	t.Cleanup(s.Close)
 	g, _ := generate.New(1, 1, 100)
 	pg, err := page.New(page.Options{Generator: g, Sender: s, Wait: time.Second, MinTasks: 1, MaxTasks: 100,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), KeepEvents: opt.KeepEvents, KeepLines: opt.KeepLines})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,6 +177,57 @@ func TestBatchStreamsEachTask(t *testing.T) {
 	e = next(t, events)
 	if e.name != "end" || e.data["accepted"] != 5.0 || e.data["failed"] != 0.0 {
 		t.Fatalf("end event %+v", e)
+	}
+}
+
+func TestPageOpenedMidBatchSeesIt(t *testing.T) {
+	release := make(chan struct{})
+	p := newPeer(t, func(tk task.Task) (int, string) {
+		if tk.ID == 3 {
+			<-release
+		}
+		return 200, `{"status":"accepted"}`
+	})
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	_, srv := newPageWith(t, p, page.Options{KeepLines: 2})
+	first := stream(t, srv.URL, "")
+	_, body := start(t, srv.URL, url.Values{"size": {"5"}, "wait_ms": {"0"}})
+	for e := next(t, first); e.name != "task" || e.data["i"] != 3.0; e = next(t, first) {
+	}
+	// The fourth task is held: a page opened now sees the batch's start and
+	// its latest two lines, then the rest as it comes.
+	late := stream(t, srv.URL, "")
+	want := []struct {
+		name string
+		i    float64
+	}{{"start", 0}, {"task", 2}, {"task", 3}}
+	for _, w := range want {
+		e := next(t, late)
+		if e.name != w.name || e.data["batchid"] != body["batchid"] || (w.i > 0 && e.data["i"] != w.i) {
+			t.Fatalf("late page got %s %v, want %s %v of batch %v", e.name, e.data, w.name, w.i, body["batchid"])
+		}
+	}
+	close(release)
+	for _, i := range []float64{4, 5} {
+		if e := next(t, late); e.name != "task" || e.data["i"] != i || e.data["done"] != i {
+			t.Fatalf("late page got %s %v, want task %v", e.name, e.data, i)
+		}
+	}
+	if e := next(t, late); e.name != "end" {
+		t.Fatalf("late page got %s %v, want end", e.name, e.data)
+	}
+	// Once the batch ended, a new page is shown nothing of it: the first
+	// event it gets is the start of the next batch.
+	fresh := stream(t, srv.URL, "")
+	_, again := start(t, srv.URL, url.Values{"size": {"1"}, "wait_ms": {"0"}})
+	if e := next(t, fresh); e.name != "start" || e.data["batchid"] != again["batchid"] {
+		t.Fatalf("a page opened after the batch got %s %v first, want the start of %v", e.name, e.data, again["batchid"])
 	}
 }
 

@@ -68,7 +68,7 @@
     const d = JSON.parse(e.data);
     addLine(d.line, classFor(d.outcome));
     const row = rows.get(d.batchid);
-    if (row) { row.done++; showProgress(row); }
+    if (row) { row.done = Math.max(row.done, d.done); showProgress(row); }
   });
   source.addEventListener("retry", function (e) {
     const d = JSON.parse(e.data);
