@@ -4,7 +4,7 @@
 SHELL   := /bin/bash
 GO      ?= go
 BIN     := bin
-MODULES := task receiver relay dashboard producer testdata
+MODULES := task plumbing receiver relay dashboard producer devenv testdata
 # Import paths, not ./dir/...: the go tool skips folders named testdata in
 # relative patterns, and testdata/ is a module of its own here.
 PKGS    := $(foreach m,$(MODULES),github.com/hookpipe/hookpipe/$(m)/...)
@@ -19,13 +19,13 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 build: wasm ## build every binary into bin/ and the dashboard's wasm
-	$(GO) build -o $(BIN)/ ./receiver ./relay ./producer ./dashboard ./dashboard/cmd/run-all
+	$(GO) build -o $(BIN)/ ./receiver ./relay ./producer ./dashboard ./devenv/cmd/run-all
 
 wasm: $(WASM).br ## build the dashboard's WebAssembly, pre-compressed (only when its sources changed)
 
 # The wasm and its compressed copies are rebuilt only when a Go file of the
 # page or of the contract changed: brotli at its best level takes a minute.
-WASM_SRC := $(shell find dashboard task -name '*.go' -not -name '*_test.go') dashboard/go.mod task/go.mod
+WASM_SRC := $(shell find dashboard task plumbing/backoff -name '*.go' -not -name '*_test.go') dashboard/go.mod task/go.mod
 
 $(WASM): $(WASM_SRC)
 	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags="-s -w" -o $(WASM) ./dashboard
@@ -42,14 +42,14 @@ export HOOKPIPE_TEST_WEB_DIR := $(abspath dashboard/web)
 export HOOKPIPE_ARTIFACTS_DIR := $(abspath .artifacts)
 
 test: lint wasm hey ## gofmt, go vet, every module's tests with -race, the end-to-end browser test, a short fuzz run
-	$(GO) test -race -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v /dashboard/e2e$$)
-	$(GO) test -race -count=1 -timeout 10m -v ./dashboard/e2e
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v /devenv/e2e$$)
+	$(GO) test -race -count=1 -timeout 10m -v ./devenv/e2e
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./task
 
 lint: ## gofmt and go vet, native and for the browser
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
-	GOOS=js GOARCH=wasm $(GO) vet ./task/... ./dashboard ./dashboard/internal/board/... ./dashboard/internal/chart/... ./dashboard/internal/ui/...
+	GOOS=js GOARCH=wasm $(GO) vet ./task/... ./plumbing/backoff ./dashboard ./dashboard/internal/board/... ./dashboard/internal/chart/... ./dashboard/internal/ui/...
 
 fuzz: ## fuzz the task decoder for longer (FUZZTIME=5m)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(if $(filter 10s,$(FUZZTIME)),5m,$(FUZZTIME)) ./task

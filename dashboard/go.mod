@@ -3,15 +3,14 @@ module github.com/hookpipe/hookpipe/dashboard
 go 1.26.0
 
 require (
-	github.com/alicebob/miniredis/v2 v2.40.0
 	github.com/andybalholm/brotli v1.3.0
 	github.com/chromedp/cdproto v0.160.1
 	github.com/chromedp/chromedp v0.23.1
 	github.com/gorilla/websocket v1.5.3
+	github.com/hookpipe/hookpipe/devenv v0.0.0
+	github.com/hookpipe/hookpipe/plumbing v0.0.0
 	github.com/hookpipe/hookpipe/task v0.0.0
-	github.com/hookpipe/hookpipe/testdata v0.0.0
 	github.com/maxence-charriere/go-app/v10 v10.1.11
-	github.com/nats-io/nats-server/v2 v2.15.3
 	github.com/nats-io/nats.go v1.55.0
 	github.com/redis/go-redis/v9 v9.23.0
 )
@@ -25,9 +24,9 @@ require (
 	github.com/klauspost/compress v1.20.4 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/nats-io/jwt/v2 v2.8.3 // indirect
+	github.com/nats-io/nats-server/v2 v2.15.3 // indirect
 	github.com/nats-io/nkeys v0.4.17 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
-	github.com/yuin/gopher-lua v1.1.1 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
@@ -37,3 +36,7 @@ require (
 replace github.com/hookpipe/hookpipe/task => ../task
 
 replace github.com/hookpipe/hookpipe/testdata => ../testdata
+
+replace github.com/hookpipe/hookpipe/devenv => ../devenv
+
+replace github.com/hookpipe/hookpipe/plumbing => ../plumbing

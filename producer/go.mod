@@ -5,10 +5,11 @@ go 1.26.0
 require (
 	github.com/chromedp/chromedp v0.23.1
 	github.com/go-faker/faker/v4 v4.12.0
+	github.com/hookpipe/hookpipe/devenv v0.0.0
+	github.com/hookpipe/hookpipe/plumbing v0.0.0-00010101000000-000000000000
 	github.com/hookpipe/hookpipe/task v0.0.0
 	github.com/hookpipe/hookpipe/testdata v0.0.0
 	github.com/redis/go-redis/v9 v9.23.0
-	golang.org/x/sync v0.25.0
 	golang.org/x/time v0.16.0
 )
 
@@ -34,3 +35,7 @@ require (
 replace github.com/hookpipe/hookpipe/task => ../task
 
 replace github.com/hookpipe/hookpipe/testdata => ../testdata
+
+replace github.com/hookpipe/hookpipe/devenv => ../devenv
+
+replace github.com/hookpipe/hookpipe/plumbing => ../plumbing

@@ -3,8 +3,10 @@ module github.com/hookpipe/hookpipe/receiver
 go 1.26.0
 
 require (
+	github.com/hookpipe/hookpipe/devenv v0.0.0
+	github.com/hookpipe/hookpipe/plumbing v0.0.0
 	github.com/hookpipe/hookpipe/task v0.0.0
-	github.com/hookpipe/hookpipe/testdata v0.0.0-00010101000000-000000000000
+	github.com/hookpipe/hookpipe/testdata v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.3
 	github.com/nats-io/nats.go v1.55.0
 	github.com/redis/go-redis/v9 v9.23.0
@@ -31,3 +33,7 @@ require (
 replace github.com/hookpipe/hookpipe/task => ../task
 
 replace github.com/hookpipe/hookpipe/testdata => ../testdata
+
+replace github.com/hookpipe/hookpipe/devenv => ../devenv
+
+replace github.com/hookpipe/hookpipe/plumbing => ../plumbing

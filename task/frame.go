@@ -120,3 +120,51 @@ type BatchSummary struct {
 	// Updated is when the batch's latest task was accepted.
 	Updated time.Time `json:"updated"`
 }
+
+// ParseCounts reads the fields of the Counts hash: the totals per priority
+// and the watermark, the last stream sequence they account for (ok is
+// false when the hash has none: it was never written, or Redis lost it).
+// Other fields are ignored; a value that is not an integer is an error.
+func ParseCounts(fields map[string]string) (c Counts, watermark uint64, ok bool, err error) {
+	for name, v := range fields {
+		if name == WatermarkField {
+			if watermark, err = strconv.ParseUint(v, 10, 64); err != nil {
+				return c, 0, false, fmt.Errorf("task: counts: watermark %q is not a sequence", v)
+			}
+			ok = true
+			continue
+		}
+		p, perr := ParsePriority(name)
+		if perr != nil {
+			continue
+		}
+		n, perr := strconv.ParseInt(v, 10, 64)
+		if perr != nil {
+			return c, 0, false, fmt.Errorf("task: counts: %s %q is not an integer", name, v)
+		}
+		c[p.Index()] = n
+	}
+	return c, watermark, ok, nil
+}
+
+// ParseBatch reads the fields of one Batch hash into a summary.
+func ParseBatch(id string, fields map[string]string) (BatchSummary, error) {
+	b := BatchSummary{BatchID: id}
+	for name, v := range fields {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return b, fmt.Errorf("task: batch %s: %s %q is not an integer", id, name, v)
+		}
+		switch name {
+		case BatchSizeField:
+			b.Size = n
+		case BatchUpdatedField:
+			b.Updated = time.UnixMilli(n).UTC()
+		default:
+			if p, err := ParsePriority(name); err == nil {
+				b.Counts[p.Index()] = n
+			}
+		}
+	}
+	return b, nil
+}

@@ -264,45 +264,13 @@ func TestRate(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	s := time.Second
-	tests := []struct {
-		name string
-		rand float64
-		want []time.Duration
-	}{
-		{"middle", 0.5, []time.Duration{s, 2 * s, 4 * s, 5 * s, 5 * s}},
-		{"low", 0, []time.Duration{s / 2, s, 2 * s, 2500 * time.Millisecond, 2500 * time.Millisecond}},
-		{"high", 0.999999, []time.Duration{1500 * time.Millisecond, 3 * s, 5 * s, 5 * s, 5 * s}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			b := DefaultBackoff()
-			b.Rand = func() float64 { return tt.rand }
-			for i, want := range tt.want {
-				got := b.Next()
-				if d := got - want; d < -time.Millisecond || d > time.Millisecond {
-					t.Errorf("delay %d = %v, want %v", i, got, want)
-				}
-			}
-			if b.Attempts() != len(tt.want) {
-				t.Errorf("attempts = %d", b.Attempts())
-			}
-			b.Reset()
-			if got := b.Next(); got > 1500*time.Millisecond {
-				t.Errorf("after reset delay = %v, want the first again", got)
-			}
-		})
-	}
-	// With real randomness delays differ, so dashboards spread out.
-	b := DefaultBackoff()
-	seen := map[time.Duration]bool{}
-	for range 20 {
-		b.Reset()
-		seen[b.Next()] = true
-	}
-	if len(seen) < 2 {
-		t.Errorf("20 first delays were all equal: %v", seen)
+func TestReconnectBackoff(t *testing.T) {
+	b := ReconnectBackoff()
+	b.Rand = func() float64 { return 0.5 }
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second} {
+		if got := b.Next(); got != want {
+			t.Errorf("delay %d = %v, want %v", i, got, want)
+		}
 	}
 }
 

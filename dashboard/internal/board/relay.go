@@ -10,7 +10,7 @@ import (
 )
 
 // RelayPort is the relay's port when the page has to guess its address.
-const RelayPort = "5002"
+var RelayPort = strconv.Itoa(task.RelayPort)
 
 // RelayBase returns the relay's base URL: configured when not empty (the
 // HOOKPIPE_RELAY_URL of the dashboard server), else the page's own scheme and

@@ -3,7 +3,7 @@ package pagetest
 import (
 	"context"
 	"fmt"
-	"github.com/hookpipe/hookpipe/dashboard/internal/browser"
+	"github.com/hookpipe/hookpipe/devenv/browser"
 	"io"
 	"log/slog"
 	"os"

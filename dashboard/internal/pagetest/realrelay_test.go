@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/hookpipe/hookpipe/devenv/proc"
+	"github.com/hookpipe/hookpipe/devenv/testenv"
 	"github.com/hookpipe/hookpipe/task"
-	"github.com/hookpipe/hookpipe/testdata/testenv"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 )
@@ -78,7 +79,7 @@ func newSystem(t testing.TB) *system {
 	}
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
-	port, err := testenv.FreePort()
+	port, err := proc.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

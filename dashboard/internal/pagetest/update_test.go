@@ -10,7 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/hookpipe/hookpipe/dashboard/internal/server"
-	"github.com/hookpipe/hookpipe/testdata/testenv"
+	"github.com/hookpipe/hookpipe/devenv/proc"
 )
 
 // startVersion runs the dashboard server on port with a fixed version.
@@ -35,7 +35,7 @@ func startVersion(t testing.TB, port int, relayURL, version string) *server.Main
 // (TestVersion): the service worker's bytes stay the same.
 func TestNewVersionOffersReload(t *testing.T) {
 	relay := newFakeRelay(t)
-	port, err := testenv.FreePort()
+	port, err := proc.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,14 +11,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hookpipe/hookpipe/task/envflag"
+	"github.com/hookpipe/hookpipe/plumbing/envflag"
+	"github.com/hookpipe/hookpipe/plumbing/logging"
+	"github.com/hookpipe/hookpipe/task"
 )
 
 // Config is every setting of the dashboard server. Each field has a flag and
 // an environment variable; a flag wins over the variable, the variable over
 // the default.
 type Config struct {
-	// Addr is the listen address; default ":8080". HOOKPIPE_DASHBOARD_ADDR.
+	// Addr is the listen address; default "127.0.0.1:8080".
+	// HOOKPIPE_DASHBOARD_ADDR.
 	Addr string
 	// WebDir is the folder holding app.wasm and its .br and .gz copies;
 	// default "", which picks "web" when it holds app.wasm, else
@@ -37,16 +40,17 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful shutdown; default 10s.
 	// HOOKPIPE_SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration
-	// LogFormat is "text" or "json"; default "text". HOOKPIPE_LOG_FORMAT.
-	LogFormat string
+	// Log says how the server logs; default text at info.
+	// HOOKPIPE_LOG_FORMAT, HOOKPIPE_LOG_LEVEL.
+	Log logging.Config
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
 func DefaultConfig() Config {
 	return Config{
-		Addr:            ":8080",
+		Addr:            task.LoopbackAddr(task.DashboardPort),
 		ShutdownTimeout: 10 * time.Second,
-		LogFormat:       "text",
+		Log:             logging.DefaultConfig(),
 	}
 }
 
@@ -57,10 +61,11 @@ func (c *Config) Validate() error {
 		return errors.New("dashboard: --addr is empty")
 	case c.ShutdownTimeout <= 0:
 		return errors.New("dashboard: --shutdown-timeout must be positive")
-	case c.LogFormat != "text" && c.LogFormat != "json":
-		return fmt.Errorf("dashboard: --log-format %q must be text or json", c.LogFormat)
 	case strings.ContainsAny(c.Version, " /\"\\"):
 		return fmt.Errorf("dashboard: --version %q must not hold spaces, slashes or quotes", c.Version)
+	}
+	if err := c.Log.Validate(); err != nil {
+		return fmt.Errorf("dashboard: %w", err)
 	}
 	if c.RelayURL != "" {
 		u, err := url.Parse(c.RelayURL)
@@ -75,12 +80,14 @@ func (c *Config) Validate() error {
 // its current values, then validates it. Usage and errors go to out.
 func (c *Config) Parse(args []string, getenv func(string) string, out io.Writer) error {
 	fs := envflag.New("dashboard", "Serves the hookpipe dashboard, a go-app PWA that shows the relay's live counts.", getenv, out)
+	fs.Group("HTTP")
 	fs.String(&c.Addr, "addr", "HOOKPIPE_DASHBOARD_ADDR", "listen address")
 	fs.String(&c.WebDir, "web-dir", "HOOKPIPE_WEB_DIR", "folder of app.wasm, app.wasm.br and app.wasm.gz (default: web if it holds app.wasm, else dashboard/web)")
-	fs.String(&c.RelayURL, "relay-url", "HOOKPIPE_RELAY_URL", "relay base URL for the page (default: the page's host on port 5002)")
+	fs.String(&c.RelayURL, "relay-url", "HOOKPIPE_RELAY_URL", "relay base URL for the page (default: the page's host on the relay's port)")
 	fs.String(&c.Version, "version", "HOOKPIPE_DASHBOARD_VERSION", "page version (default: derived from the wasm and relay URL)")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HOOKPIPE_SHUTDOWN_TIMEOUT", "deadline of a graceful shutdown")
-	fs.String(&c.LogFormat, "log-format", "HOOKPIPE_LOG_FORMAT", "log format: text or json")
+	fs.Group("Logging")
+	c.Log.Bind(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookpipe/hookpipe/plumbing/logging"
 )
 
 func TestConfigParse(t *testing.T) {
@@ -23,7 +25,7 @@ func TestConfigParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{Addr: "127.0.0.1:8081", WebDir: "/srv/web", RelayURL: "http://relay:5002",
-		ShutdownTimeout: 3 * time.Second, LogFormat: "json"}
+		ShutdownTimeout: 3 * time.Second, Log: logging.Config{Format: "json", Level: "info"}}
 	if c != want {
 		t.Errorf("config %+v, want %+v (flags over environment over defaults)", c, want)
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
+
+	"github.com/hookpipe/hookpipe/task"
 )
 
 // Main is the running dashboard server. Tests use it to run the real
@@ -36,17 +38,9 @@ func (m *Main) ParseFlags(_ context.Context, args []string) error {
 		return err
 	}
 	if m.Log == nil {
-		m.Log = NewLogger(os.Stderr, m.Config.LogFormat)
+		m.Log = m.Config.Log.New(os.Stderr)
 	}
 	return nil
-}
-
-// NewLogger returns a slog logger writing text or JSON to w.
-func NewLogger(w io.Writer, format string) *slog.Logger {
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
-	}
-	return slog.New(slog.NewTextHandler(w, nil))
 }
 
 // Run reads the wasm, listens and serves in the background.
@@ -55,7 +49,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	if m.Log == nil {
-		m.Log = NewLogger(os.Stderr, m.Config.LogFormat)
+		m.Log = m.Config.Log.New(os.Stderr)
 	}
 	h, err := NewHandler(m.Config, m.Log)
 	if err != nil {
@@ -77,7 +71,7 @@ func (m *Main) Run(ctx context.Context) error {
 	go func() { m.done <- m.srv.Serve(ln) }()
 	relay := m.Config.RelayURL
 	if relay == "" {
-		relay = "(page host):5002"
+		relay = "(page host):" + strconv.Itoa(task.RelayPort)
 	}
 	sizes := []any{}
 	for enc, f := range h.Wasm {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hookpipe/hookpipe/dashboard/internal/board"
+	"github.com/hookpipe/hookpipe/plumbing/backoff"
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 )
 
@@ -16,7 +17,7 @@ import (
 type link struct {
 	d       *Dashboard
 	base    *url.URL
-	backoff board.Backoff
+	backoff backoff.Backoff
 
 	mu        sync.Mutex
 	pending   [][]byte
@@ -32,7 +33,7 @@ type link struct {
 }
 
 func newLink(ctx app.Context, d *Dashboard, base *url.URL) *link {
-	l := &link{d: d, base: base, backoff: board.DefaultBackoff()}
+	l := &link{d: d, base: base, backoff: board.ReconnectBackoff()}
 	l.flush = app.FuncOf(func(app.Value, []app.Value) any {
 		l.flushPending(ctx)
 		return nil

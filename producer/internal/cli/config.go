@@ -5,13 +5,11 @@ package cli
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/logging"
+	"github.com/hookpipe/hookpipe/plumbing/redisconn"
 	"github.com/hookpipe/hookpipe/producer/internal/generate"
 	"github.com/hookpipe/hookpipe/producer/internal/record"
 	"github.com/hookpipe/hookpipe/producer/internal/send"
@@ -21,7 +19,7 @@ import (
 // Config holds every setting of every command. Flags override environment
 // variables, which override the defaults given here.
 type Config struct {
-	// Addr is where serve listens; default ":5000".
+	// Addr is where serve listens; default "127.0.0.1:5000".
 	Addr string
 	// ReceiverURL is the webhook endpoint; default
 	// "http://localhost:5001/consumetasks".
@@ -74,15 +72,12 @@ type Config struct {
 	// Counts makes replay print the receiver's counts in Redis before and
 	// after; default false.
 	Counts bool
-	// RedisURL is the Redis that --counts reads; default
-	// "redis://127.0.0.1:6379".
-	RedisURL string
+	// Redis is where --counts reads; default redis://127.0.0.1:6379.
+	Redis redisconn.Options
 	// KeyPrefix starts the Redis keys --counts reads; default "hookpipe:".
 	KeyPrefix string
-	// LogFormat is "text" or "json"; default "text".
-	LogFormat string
-	// LogLevel is "debug", "info", "warn" or "error"; default "info".
-	LogLevel string
+	// Log says how the producer logs; default text at info.
+	Log logging.Config
 	// ShutdownTimeout bounds the drain on exit; default 10s.
 	ShutdownTimeout time.Duration
 }
@@ -91,7 +86,7 @@ type Config struct {
 func DefaultConfig() Config {
 	r := send.DefaultRetry()
 	return Config{
-		Addr:            ":5000",
+		Addr:            task.LoopbackAddr(task.ProducerPort),
 		ReceiverURL:     send.DefaultURL,
 		MinTasks:        1,
 		MaxTasks:        100,
@@ -105,10 +100,9 @@ func DefaultConfig() Config {
 		RetryMaxElapsed: r.MaxElapsed,
 		Concurrency:     1,
 		Speed:           "recorded",
-		RedisURL:        "redis://127.0.0.1:6379",
+		Redis:           redisconn.DefaultOptions(),
 		KeyPrefix:       task.DefaultKeyPrefix,
-		LogFormat:       "text",
-		LogLevel:        "info",
+		Log:             logging.DefaultConfig(),
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -138,13 +132,11 @@ func (c Config) Validate() error {
 	if _, err := record.ParseSpeed(c.Speed); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	switch c.LogFormat {
-	case "text", "json":
-	default:
-		return fmt.Errorf("config: log-format must be text or json, got %q", c.LogFormat)
+	if err := c.Log.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
-		return err
+	if err := c.Redis.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("config: shutdown-timeout must be above 0")
@@ -171,136 +163,3 @@ func (c Config) senderConfig() send.Config {
 		Rate:        c.Rate,
 	}
 }
-
-// binder registers flags whose defaults come from the environment.
-type binder struct {
-	fs     *flag.FlagSet
-	getenv func(string) string
-	errs   []error
-	info   map[string]flagInfo
-}
-
-// flagInfo is what the usage text says of a flag besides its usage.
-type flagInfo struct {
-	kind, env string
-	secret    bool
-}
-
-func (b *binder) bind(v flag.Value, kind, name, env, usage string) {
-	if s := b.getenv(env); s != "" {
-		if err := v.Set(s); err != nil {
-			b.errs = append(b.errs, fmt.Errorf("config: %s=%q: %w", env, s, err))
-		}
-	}
-	b.fs.Var(v, name, usage)
-	b.info[name] = flagInfo{kind: kind, env: env}
-}
-
-func (b *binder) str(p *string, name, env, usage string) {
-	b.bind((*stringValue)(p), "string", name, env, usage)
-}
-func (b *binder) integer(p *int, name, env, usage string) {
-	b.bind((*intValue)(p), "int", name, env, usage)
-}
-func (b *binder) int64v(p *int64, name, env, usage string) {
-	b.bind((*int64Value)(p), "int", name, env, usage)
-}
-func (b *binder) float(p *float64, name, env, usage string) {
-	b.bind((*floatValue)(p), "number", name, env, usage)
-}
-func (b *binder) boolean(p *bool, name, env, usage string) {
-	b.bind((*boolValue)(p), "", name, env, usage)
-}
-func (b *binder) duration(p *time.Duration, name, env, usage string) {
-	b.bind((*durationValue)(p), "duration", name, env, usage)
-}
-
-// printDefaults lists every flag with its type, environment variable and
-// default (the effective one, environment applied).
-func (b *binder) printDefaults(w io.Writer) {
-	b.fs.VisitAll(func(f *flag.Flag) {
-		in := b.info[f.Name]
-		head := "  --" + f.Name
-		if in.kind != "" {
-			head += " " + in.kind
-		}
-		def := f.DefValue
-		if in.kind == "string" {
-			def = strconv.Quote(def)
-		}
-		if in.secret && f.DefValue != "" {
-			def = "(set, not shown)"
-		}
-		fmt.Fprintf(w, "%s\n    \t%s (env %s, default %s)\n", head, f.Usage, in.env, def)
-	})
-}
-
-type (
-	stringValue   string
-	intValue      int
-	int64Value    int64
-	floatValue    float64
-	boolValue     bool
-	durationValue time.Duration
-)
-
-func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
-func (v *stringValue) String() string     { return string(*v) }
-
-func (v *intValue) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return errors.New("not a whole number")
-	}
-	*v = intValue(n)
-	return nil
-}
-func (v *intValue) String() string { return strconv.Itoa(int(*v)) }
-
-func (v *int64Value) Set(s string) error {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return errors.New("not a whole number")
-	}
-	*v = int64Value(n)
-	return nil
-}
-func (v *int64Value) String() string { return strconv.FormatInt(int64(*v), 10) }
-
-func (v *floatValue) Set(s string) error {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return errors.New("not a number")
-	}
-	*v = floatValue(f)
-	return nil
-}
-func (v *floatValue) String() string { return strconv.FormatFloat(float64(*v), 'g', -1, 64) }
-
-func (v *boolValue) Set(s string) error {
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		return errors.New("not true or false")
-	}
-	*v = boolValue(b)
-	return nil
-}
-func (v *boolValue) String() string   { return strconv.FormatBool(bool(*v)) }
-func (v *boolValue) IsBoolFlag() bool { return true }
-
-// Set takes a Go duration ("250ms") or, as the tutorial's WAIT_TIME, a
-// bare number of seconds ("1", "0.5").
-func (v *durationValue) Set(s string) error {
-	s = strings.TrimSpace(s)
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		*v = durationValue(time.Duration(f * float64(time.Second)))
-		return nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return errors.New("not a duration such as 1s, 250ms or a number of seconds")
-	}
-	*v = durationValue(d)
-	return nil
-}
-func (v *durationValue) String() string { return time.Duration(*v).String() }

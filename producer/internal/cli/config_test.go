@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hookpipe/hookpipe/plumbing/program"
 	"github.com/hookpipe/hookpipe/producer/internal/cli"
 )
 
@@ -38,7 +39,7 @@ func TestEnvironmentAndFlags(t *testing.T) {
 	env := map[string]string{"MIN_NBR_TASKS": "4", "MAX_NBR_TASKS": "4", "WAIT_TIME": "0.5", "HOOKPIPE_SEED": "9"}
 	out := &syncBuffer{}
 	m := &cli.Main{Stdout: out, Stderr: out, Getenv: func(k string) string { return env[k] }}
-	if err := m.Run(context.Background(), []string{"record", "--out", t.TempDir() + "/x.jsonl", "--log-level", "debug"}); err != nil {
+	if err := program.Do(context.Background(), m, []string{"record", "--out", t.TempDir() + "/x.jsonl", "--log-level", "debug"}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "tasks=4 seed=9") {
@@ -46,7 +47,7 @@ func TestEnvironmentAndFlags(t *testing.T) {
 	}
 	out2 := &syncBuffer{}
 	m = &cli.Main{Stdout: out2, Stderr: out2, Getenv: func(k string) string { return env[k] }}
-	if err := m.Run(context.Background(), []string{"record", "--out", t.TempDir() + "/x.jsonl", "--seed", "10", "--size", "2"}); err != nil {
+	if err := program.Do(context.Background(), m, []string{"record", "--out", t.TempDir() + "/x.jsonl", "--seed", "10", "--size", "2"}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out2.String(), "tasks=2 seed=10") {
@@ -75,7 +76,7 @@ func TestBadConfigIsRefused(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			out := &syncBuffer{}
 			m := &cli.Main{Stdout: out, Stderr: out, Getenv: func(k string) string { return tt.env[k] }}
-			err := m.Run(context.Background(), tt.args)
+			err := program.Do(context.Background(), m, tt.args)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want an error about %q", err, tt.want)
 			}
@@ -84,7 +85,7 @@ func TestBadConfigIsRefused(t *testing.T) {
 			}
 		})
 	}
-	if err := (&cli.Main{Stdout: &syncBuffer{}, Stderr: &syncBuffer{}}).Run(context.Background(), []string{"launch"}); !errors.Is(err, cli.ErrUsage) {
+	if err := program.Do(context.Background(), &cli.Main{Stdout: &syncBuffer{}, Stderr: &syncBuffer{}}, []string{"launch"}); !errors.Is(err, cli.ErrUsage) {
 		t.Fatalf("unknown command: %v, want ErrUsage", err)
 	}
 }

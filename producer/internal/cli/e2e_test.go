@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,10 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookpipe/hookpipe/devenv/testenv"
+	"github.com/hookpipe/hookpipe/plumbing/program"
 	"github.com/hookpipe/hookpipe/producer/internal/cli"
 	"github.com/hookpipe/hookpipe/producer/internal/generate"
 	"github.com/hookpipe/hookpipe/task"
-	"github.com/hookpipe/hookpipe/testdata/testenv"
 )
 
 // run runs one producer command with no environment of its own, and
@@ -30,7 +32,10 @@ func run(t testing.TB, ctx context.Context, args ...string) (string, error) {
 	t.Helper()
 	out := &syncBuffer{}
 	m := &cli.Main{Stdout: out, Stderr: out, Getenv: func(string) string { return "" }}
-	err := m.Run(ctx, args)
+	err := program.Do(ctx, m, args)
+	if errors.Is(err, flag.ErrHelp) {
+		err = nil
+	}
 	return out.String(), err
 }
 
@@ -188,7 +193,7 @@ func TestReceiverDownForAWhile(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		m := &cli.Main{Stdout: out, Stderr: out, Getenv: func(string) string { return "" }}
-		done <- m.Run(ctx, []string{"send", "--receiver-url", r.url, "--seed", "14", "--size", "30",
+		done <- program.Do(ctx, m, []string{"send", "--receiver-url", r.url, "--seed", "14", "--size", "30",
 			"--wait", "0", "--concurrency", "3", "--retry-attempts", "100", "--retry-initial", "20ms",
 			"--retry-max", "200ms", "--retry-max-elapsed", "45s"})
 	}()
@@ -220,7 +225,7 @@ func TestRedisDownForAWhile(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		m := &cli.Main{Stdout: out, Stderr: out, Getenv: func(string) string { return "" }}
-		done <- m.Run(ctx, []string{"send", "--receiver-url", r.url, "--seed", "16", "--size", "40",
+		done <- program.Do(ctx, m, []string{"send", "--receiver-url", r.url, "--seed", "16", "--size", "40",
 			"--wait", "20ms", "--concurrency", "2", "--retry-attempts", "100", "--retry-initial", "20ms",
 			"--retry-max", "200ms", "--retry-max-elapsed", "45s"})
 	}()
@@ -354,7 +359,7 @@ func TestServeAgainstReceiver(t *testing.T) {
 	m := &cli.Main{Stdout: out, Stderr: out, Getenv: func(string) string { return "" }, Ready: func(a string) { ready <- a }}
 	done := make(chan error, 1)
 	go func() {
-		done <- m.Run(ctx, []string{"--addr", "127.0.0.1:0", "--receiver-url", r.url, "--seed", "17", "--wait", "0"})
+		done <- program.Do(ctx, m, []string{"--addr", "127.0.0.1:0", "--receiver-url", r.url, "--seed", "17", "--wait", "0"})
 	}()
 	var base string
 	select {

@@ -16,8 +16,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hookpipe/hookpipe/devenv/proc"
+	"github.com/hookpipe/hookpipe/devenv/testenv"
 	"github.com/hookpipe/hookpipe/task"
-	"github.com/hookpipe/hookpipe/testdata/testenv"
 )
 
 // The receiver binary is built once per test run from the workspace.
@@ -116,7 +117,7 @@ func newReceiver(t testing.TB, o receiverOptions) *receiver {
 	}
 	addr := o.addr
 	if addr == "" {
-		port, err := testenv.FreePort()
+		port, err := proc.FreePort("127.0.0.1")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,34 +4,25 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hookpipe/hookpipe/plumbing/redisconn"
 	"github.com/hookpipe/hookpipe/producer/internal/record"
 	"github.com/hookpipe/hookpipe/producer/internal/send"
 	"github.com/hookpipe/hookpipe/task"
 )
 
-func (m *Main) replay(ctx context.Context, args []string) error {
-	cfg, fs, err := m.parse("replay", "producer replay [flags] FILE...", groupSend|groupReplay, args)
-	if err != nil {
-		return helpOK(err)
-	}
-	if fs.NArg() == 0 {
-		fmt.Fprintln(m.Stderr, "replay: name at least one recording")
-		fs.Usage()
-		return ErrUsage
-	}
+func (m *Main) replay(ctx context.Context) error {
+	cfg, log := m.cfg, m.log
 	speed, _ := record.ParseSpeed(cfg.Speed)
-	log := newLogger(cfg, m.Stderr)
 
 	// Read every file before sending anything, so that a bad recording
 	// changes nothing.
-	files := make([][]record.Line, fs.NArg())
-	for i, name := range fs.Args() {
+	files := make([][]record.Line, len(m.args))
+	for i, name := range m.args {
 		f, err := os.Open(name)
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
@@ -46,7 +37,8 @@ func (m *Main) replay(ctx context.Context, args []string) error {
 	var counts *countReader
 	var before task.Counts
 	if cfg.Counts {
-		if counts, err = newCountReader(cfg.RedisURL, cfg.KeyPrefix); err != nil {
+		var err error
+		if counts, err = newCountReader(cfg.Redis, cfg.KeyPrefix); err != nil {
 			return err
 		}
 		defer counts.Close()
@@ -65,7 +57,7 @@ func (m *Main) replay(ctx context.Context, args []string) error {
 	sender.OnRetry = p.retry
 	var total send.Summary
 	for i, lines := range files {
-		log.Info("replaying", "file", fs.Arg(i), "tasks", len(lines), "speed", speed, "same_ids", cfg.SameIDs)
+		log.Info("replaying", "file", m.args[i], "tasks", len(lines), "speed", speed, "same_ids", cfg.SameIDs)
 		for _, b := range splitBatches(lines) {
 			if ctx.Err() != nil {
 				break
@@ -139,36 +131,23 @@ func splitBatches(lines []record.Line) []span {
 
 // countReader reads the receiver's totals from Redis.
 type countReader struct {
-	c    *redis.Client
+	c    redis.UniversalClient
 	keys task.Keys
 }
 
-func newCountReader(url, prefix string) (*countReader, error) {
-	opt, err := redis.ParseURL(url)
+func newCountReader(o redisconn.Options, prefix string) (*countReader, error) {
+	c, err := redisconn.New(o, redisconn.Tuning{Name: "hookpipe-producer"})
 	if err != nil {
-		return nil, fmt.Errorf("counts: redis url: %w", err)
+		return nil, fmt.Errorf("counts: %w", err)
 	}
-	return &countReader{c: redis.NewClient(opt), keys: task.Keys{Prefix: prefix}}, nil
+	return &countReader{c: c, keys: task.Keys{Prefix: prefix}}, nil
 }
 
 func (r *countReader) Close() error { return r.c.Close() }
 
 func (r *countReader) read(ctx context.Context) (task.Counts, error) {
-	var c task.Counts
-	m, err := r.c.HGetAll(ctx, r.keys.Counts()).Result()
-	if err != nil {
-		return c, fmt.Errorf("counts: read %s: %w", r.keys.Counts(), err)
-	}
-	for _, p := range task.Priorities {
-		if v, ok := m[p.String()]; ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return c, fmt.Errorf("counts: %s is %q: %w", p, v, err)
-			}
-			c[p.Index()] = n
-		}
-	}
-	return c, nil
+	c, _, _, err := redisconn.ReadCounts(ctx, r.c, r.keys)
+	return c, err
 }
 
 func formatCounts(c task.Counts) string {

@@ -14,16 +14,17 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/hookpipe/hookpipe/plumbing/program"
 	"github.com/hookpipe/hookpipe/producer/internal/generate"
 	"github.com/hookpipe/hookpipe/producer/internal/page"
 	"github.com/hookpipe/hookpipe/producer/internal/record"
 	"github.com/hookpipe/hookpipe/producer/internal/send"
 )
 
-// Main runs the producer's commands with its inputs and outputs made
-// explicit, so that tests run the real wiring.
+// Main is the producer's program: ParseFlags picks the command and reads
+// its settings, Run runs it, Close stops it. serve serves the page until
+// Close; send, record and replay do their job in Run. Tests drive it with
+// its inputs and outputs made explicit, so that they run the real wiring.
 type Main struct {
 	// Stdout receives the send log and summaries; Stderr the logs and
 	// usage.
@@ -33,29 +34,51 @@ type Main struct {
 	// Ready, when set, is called with the address serve listens on once it
 	// accepts connections.
 	Ready func(addr string)
+
+	cmd  string
+	cfg  Config
+	args []string // replay's files
+	log  *slog.Logger
+	done chan struct{}
+	stop func() error // what Close does for serve
 }
+
+var _ program.Job = (*Main)(nil)
 
 const usage = `producer makes batches of fake tasks and sends them as webhooks.
 
 Usage:
-  producer [serve] [flags]      serve the page with "Produce Tasks" (default :5000)
+  producer [serve] [flags]      serve the page with "Produce Tasks" (default 127.0.0.1:5000)
   producer send [flags]         send batches, printing "i out of n -- status -- task"
   producer record [flags]       write generated batches as JSON Lines
   producer replay [flags] FILE...  re-send recorded batches
 
-Run "producer COMMAND --help" for a command's flags.
-`
+Run "producer COMMAND --help" for a command's flags.`
 
 // ErrUsage is returned for a command line that cannot be run; its message
 // has been printed already.
-var ErrUsage = errors.New("usage")
+var ErrUsage = program.ErrUsage
 
 // ErrFailed is returned when some tasks could not be delivered; the
 // summaries say which.
 var ErrFailed = errors.New("some tasks failed")
 
-// Run runs the command named by args[0] (serve when there is none).
-func (m *Main) Run(ctx context.Context, args []string) error {
+// commands are the producer's commands: their flag groups and what their
+// --help says.
+var commands = map[string]struct {
+	groups flagGroups
+	about  string
+	args   string
+}{
+	"serve":  {groupServe | groupGenerate | groupSend, usage + "\n\nserve: the page with \"Produce Tasks\" and a live log of every webhook.", ""},
+	"send":   {groupGenerate | groupSend, "Sends batches, printing \"i out of n -- status -- task\" per task and a summary per batch.", ""},
+	"record": {groupRecord, "Writes generated batches as JSON Lines, webhook ids included, for replay.", ""},
+	"replay": {groupSend | groupReplay, "Re-sends recorded batches, at their recorded pace or faster.", "FILE..."},
+}
+
+// ParseFlags picks the command named by args[0] (serve when there is none)
+// and reads its settings.
+func (m *Main) ParseFlags(_ context.Context, args []string) error {
 	if m.Getenv == nil {
 		m.Getenv = os.Getenv
 	}
@@ -65,48 +88,71 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	if m.Stderr == nil {
 		m.Stderr = os.Stderr
 	}
-	name := "serve"
+	m.done = make(chan struct{})
+	m.cmd = "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		name, args = args[0], args[1:]
+		m.cmd, args = args[0], args[1:]
 	}
-	switch name {
-	case "serve":
-		return m.serve(ctx, args)
-	case "send":
-		return m.send(ctx, args)
-	case "record":
-		return m.record(ctx, args)
-	case "replay":
-		return m.replay(ctx, args)
-	case "help":
-		fmt.Fprint(m.Stdout, usage)
-		return nil
+	if m.cmd == "help" {
+		fmt.Fprintln(m.Stdout, usage)
+		return flag.ErrHelp
 	}
-	fmt.Fprintf(m.Stderr, "producer: unknown command %q\n\n%s", name, usage)
-	return ErrUsage
-}
-
-// parse reads the flags of one command into a validated Config.
-func (m *Main) parse(name, synopsis string, groups flagGroups, args []string) (Config, *flag.FlagSet, error) {
-	cfg := DefaultConfig()
-	fs, envErrs := newFlagSet(name, synopsis, groups, &cfg, m.Getenv, m.Stderr)
-	if name == "serve" {
-		usageFn := fs.Usage
-		fs.Usage = func() { fmt.Fprint(m.Stderr, usage+"\n"); usageFn() }
+	c, ok := commands[m.cmd]
+	if !ok {
+		fmt.Fprintf(m.Stderr, "producer: unknown command %q\n\n%s\n", m.cmd, usage)
+		return ErrUsage
+	}
+	m.cfg = DefaultConfig()
+	fs := newFlagSet("producer "+m.cmd, c.about, c.groups, &m.cfg, m.Getenv, m.Stderr)
+	if c.args != "" {
+		fs.TakeArgs(c.args)
 	}
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, fs, flag.ErrHelp
-		}
-		return cfg, fs, ErrUsage
+		return err
 	}
-	if len(envErrs) > 0 {
-		return cfg, fs, errors.Join(envErrs...)
+	if err := m.cfg.Validate(); err != nil {
+		return err
 	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, fs, err
+	m.args = fs.Args()
+	if m.cmd == "replay" && len(m.args) == 0 {
+		fmt.Fprintln(m.Stderr, "producer replay: name at least one recording")
+		fs.Usage()
+		return ErrUsage
 	}
-	return cfg, fs, nil
+	m.log = m.cfg.Log.New(m.Stderr)
+	return nil
+}
+
+// Run runs the command: serve starts serving and returns; the others
+// return when their job is done, with ErrFailed when tasks were not
+// delivered.
+func (m *Main) Run(ctx context.Context) error {
+	if m.cmd == "serve" {
+		return m.serve(ctx)
+	}
+	defer close(m.done)
+	switch m.cmd {
+	case "send":
+		return m.send(ctx)
+	case "record":
+		return m.record(ctx)
+	}
+	return m.replay(ctx)
+}
+
+// Done is closed once a command other than serve has done its job.
+func (m *Main) Done() <-chan struct{} { return m.done }
+
+// Close stops serve: it cancels the running batches, whose summaries reach
+// the open pages before their event streams end, and shuts the server
+// down within the shutdown timeout.
+func (m *Main) Close() error {
+	if m.stop == nil {
+		return nil
+	}
+	stop := m.stop
+	m.stop = nil
+	return stop()
 }
 
 // seed returns the configured seed, or a random one.
@@ -132,34 +178,28 @@ func generatorAndSender(cfg Config, log *slog.Logger) (*generate.Generator, *sen
 	return gen, sender, nil
 }
 
-func (m *Main) serve(ctx context.Context, args []string) error {
-	cfg, fs, err := m.parse("serve", "producer [serve] [flags]", groupServe|groupGenerate|groupSend, args)
-	if err != nil {
-		return helpOK(err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
-	}
-	log := newLogger(cfg, m.Stderr)
+func (m *Main) serve(ctx context.Context) error {
+	cfg, log := m.cfg, m.log
 	gen, sender, err := generatorAndSender(cfg, log)
 	if err != nil {
 		return err
 	}
-	defer sender.Close()
 	pg, err := page.New(page.Options{
 		Generator: gen, Sender: sender, Wait: cfg.Wait,
 		MinTasks: cfg.MinTasks, MaxTasks: cfg.MaxTasks, Logger: log,
 	})
 	if err != nil {
+		sender.Close()
 		return err
 	}
 	sender.OnRetry = pg.OnRetry
 	if cfg.WebhookSecret == "" {
 		log.Info("signing is off: requests carry no webhook-signature")
 	}
-
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
+		pg.Close()
+		sender.Close()
 		return fmt.Errorf("serve: listen %s: %w", cfg.Addr, err)
 	}
 	srv := &http.Server{
@@ -167,39 +207,30 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	served := make(chan error, 1)
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			served <- fmt.Errorf("serve: %w", err)
+		}
+		close(served)
+	}()
 	log.Info("producer listening", "addr", ln.Addr().String(), "receiver", cfg.ReceiverURL)
 	if m.Ready != nil {
 		m.Ready(ln.Addr().String())
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
+	m.stop = func() error {
 		log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
-		// Cancel the batches first: their summaries reach the open pages
-		// before the event streams end.
 		pg.Close()
-		if err := srv.Shutdown(sctx); err != nil {
+		err := srv.Shutdown(sctx)
+		sender.Close()
+		if err != nil {
 			return fmt.Errorf("serve: shutdown: %w", err)
 		}
-		return nil
-	})
-	return g.Wait()
-}
-
-// helpOK turns a --help request into success.
-func helpOK(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
+		return <-served
 	}
-	return err
+	return nil
 }
 
 // printer writes the send log of one batch.
@@ -220,15 +251,8 @@ func (p printer) retry(e send.RetryEvent) {
 		e.Delivery.Task.ID+1, e.Delivery.Task.BatchSize, e.Attempt, status, e.Delay.Round(time.Millisecond), e.Err)
 }
 
-func (m *Main) send(ctx context.Context, args []string) error {
-	cfg, fs, err := m.parse("send", "producer send [flags]", groupGenerate|groupSend, args)
-	if err != nil {
-		return helpOK(err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("send: unexpected arguments %q", fs.Args())
-	}
-	log := newLogger(cfg, m.Stderr)
+func (m *Main) send(ctx context.Context) error {
+	cfg, log := m.cfg, m.log
 	gen, sender, err := generatorAndSender(cfg, log)
 	if err != nil {
 		return err
@@ -263,15 +287,8 @@ func next(gen *generate.Generator, size int) generate.Batch {
 	return gen.Next()
 }
 
-func (m *Main) record(ctx context.Context, args []string) error {
-	cfg, fs, err := m.parse("record", "producer record [flags]", groupRecord, args)
-	if err != nil {
-		return helpOK(err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("record: unexpected arguments %q", fs.Args())
-	}
-	log := newLogger(cfg, m.Stderr)
+func (m *Main) record(ctx context.Context) error {
+	cfg, log := m.cfg, m.log
 	sd := seed(cfg, log)
 	gen, err := generate.New(sd, cfg.MinTasks, cfg.MaxTasks)
 	if err != nil {

@@ -2,46 +2,20 @@ package page_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	devbrowser "github.com/hookpipe/hookpipe/devenv/browser"
 
+	"github.com/hookpipe/hookpipe/devenv/testenv"
 	"github.com/hookpipe/hookpipe/task"
-	"github.com/hookpipe/hookpipe/testdata/testenv"
 )
 
-// browser starts headless Chromium for one test, or skips the test when
-// none is installed (HOOKPIPE_CHROMIUM names another binary).
-func browser(t testing.TB) context.Context {
-	t.Helper()
-	bin := os.Getenv("HOOKPIPE_CHROMIUM")
-	if bin == "" {
-		for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-			if p, err := exec.LookPath(name); err == nil {
-				bin = p
-				break
-			}
-		}
-	}
-	if bin == "" {
-		t.Skip("no Chromium on PATH (apt-get install chromium) and HOOKPIPE_CHROMIUM unset")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	return ctx
-}
+// browser starts headless Chromium for one test.
+func browser(t testing.TB) context.Context { return devbrowser.New(t) }
 
 // eval polls a JavaScript expression until it returns true.
 func eval(t testing.TB, ctx context.Context, expr, what string) {

@@ -13,19 +13,17 @@ import (
 	"bytes"
 	"context"
 	cryptorand "crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/hookpipe/hookpipe/plumbing/backoff"
 	"github.com/hookpipe/hookpipe/task"
 )
 
@@ -51,7 +49,7 @@ type Config struct {
 }
 
 // DefaultURL is the tutorial's receiver endpoint.
-const DefaultURL = "http://localhost:5001/consumetasks"
+var DefaultURL = task.DefaultReceiverURL()
 
 // Retry is a bounded schedule of exponential backoff with jitter.
 type Retry struct {
@@ -191,6 +189,9 @@ type Result struct {
 	Outcome  Outcome
 	// Status is the HTTP status of the last answer, 0 when there was none.
 	Status int
+	// Seq is the task's stream sequence the receiver answered, 0 when it
+	// did not say.
+	Seq uint64
 	// Attempts counts requests made, the first included.
 	Attempts int
 	// Err says why a delivery failed or was cancelled; nil otherwise.
@@ -225,9 +226,6 @@ type Sender struct {
 	// OnRetry, when set before the first Send, is called before each wait
 	// between attempts.
 	OnRetry func(RetryEvent)
-
-	jitterMu sync.Mutex
-	jitter   *rand.Rand
 }
 
 // New returns a Sender for cfg, whose zero fields take their defaults.
@@ -244,7 +242,6 @@ func New(cfg Config) (*Sender, error) {
 		cfg:    cfg,
 		client: &http.Client{Transport: tr, Timeout: cfg.Timeout},
 		slots:  make(chan struct{}, cfg.Concurrency),
-		jitter: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 	if cfg.Rate > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), 1)
@@ -313,15 +310,18 @@ func (s *Sender) deliver(ctx context.Context, d Delivery) Result {
 	start := time.Now()
 	body := d.Task.Encode()
 	res := Result{Delivery: d}
-	delay := s.cfg.Retry.Initial
+	// Each delay lies between half and one and a half times the schedule's,
+	// so that senders that failed together do not retry together.
+	delays := backoff.Backoff{Min: s.cfg.Retry.Initial, Max: s.cfg.Retry.Max, Jitter: 0.5}
 	for {
 		res.Attempts++
-		status, dup, retryAfter, err := s.attempt(ctx, d.WebhookID, body)
+		status, answer, retryAfter, err := s.attempt(ctx, d.WebhookID, body)
 		res.Status = status
+		res.Seq = answer.Seq
 		res.Err = err
 		res.Duration = time.Since(start)
 		switch {
-		case err == nil && dup:
+		case err == nil && answer.Status == task.StatusDuplicate:
 			res.Outcome = Duplicate
 			return res
 		case err == nil:
@@ -335,7 +335,7 @@ func (s *Sender) deliver(ctx context.Context, d Delivery) Result {
 			res.Outcome = Failed
 			return res
 		}
-		wait := s.jittered(delay)
+		wait := delays.Next()
 		if retryAfter > wait {
 			wait = retryAfter
 		}
@@ -357,7 +357,6 @@ func (s *Sender) deliver(ctx context.Context, d Delivery) Result {
 			res.Duration = time.Since(start)
 			return res
 		}
-		delay = min(delay*2, s.cfg.Retry.Max)
 	}
 }
 
@@ -368,24 +367,13 @@ func retryable(status int) bool {
 		status == http.StatusTooManyRequests || status >= 500
 }
 
-// jittered returns a delay between d/2 and d, so that senders that failed
-// together do not retry together.
-func (s *Sender) jittered(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	s.jitterMu.Lock()
-	defer s.jitterMu.Unlock()
-	return d/2 + time.Duration(s.jitter.Int64N(int64(d/2)+1))
-}
-
 // attempt makes one request. It returns the status (0 without an answer),
-// whether the receiver called it a duplicate, the Retry-After delay, and an
-// error for anything but a 2xx.
-func (s *Sender) attempt(ctx context.Context, id string, body []byte) (status int, dup bool, retryAfter time.Duration, err error) {
+// the receiver's answer to a 2xx, the Retry-After delay, and an error for
+// anything but a 2xx.
+func (s *Sender) attempt(ctx context.Context, id string, body []byte) (status int, answer task.Answer, retryAfter time.Duration, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL, bytes.NewReader(body))
 	if err != nil {
-		return 0, false, 0, fmt.Errorf("send %s: %w", id, err)
+		return 0, answer, 0, fmt.Errorf("send %s: %w", id, err)
 	}
 	now := time.Now()
 	h := req.Header
@@ -398,17 +386,17 @@ func (s *Sender) attempt(ctx context.Context, id string, body []byte) (status in
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return 0, false, 0, fmt.Errorf("send %s: %w", id, describe(err))
+		return 0, answer, 0, fmt.Errorf("send %s: %w", id, describe(err))
 	}
 	defer resp.Body.Close()
 	// Read the answer whole so that the connection goes back to the pool.
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return resp.StatusCode, isDuplicate(resp.Header, answer), 0, nil
+		return resp.StatusCode, task.ParseAnswer(b), 0, nil
 	}
-	return resp.StatusCode, false, parseRetryAfter(resp.Header.Get("Retry-After"), now),
-		fmt.Errorf("send %s: %w", id, &errStatus{code: resp.StatusCode, body: short(answer)})
+	return resp.StatusCode, answer, parseRetryAfter(resp.Header.Get("Retry-After"), now),
+		fmt.Errorf("send %s: %w", id, &errStatus{code: resp.StatusCode, body: short(b)})
 }
 
 // describe shortens the errors of a refused or timed-out connection, which
@@ -419,28 +407,6 @@ func describe(err error) error {
 		return fmt.Errorf("timeout: %w", err)
 	}
 	return err
-}
-
-// DuplicateHeader, when "true" on a 2xx answer, says that the receiver had
-// the webhook id already. A JSON body {"status":"duplicate"} or
-// {"duplicate":true} says the same.
-const DuplicateHeader = "Hookpipe-Duplicate"
-
-func isDuplicate(h http.Header, body []byte) bool {
-	if h.Get(DuplicateHeader) == "true" {
-		return true
-	}
-	if len(body) == 0 || body[0] != '{' {
-		return false
-	}
-	var v struct {
-		Status    string `json:"status"`
-		Duplicate bool   `json:"duplicate"`
-	}
-	if json.Unmarshal(body, &v) != nil {
-		return false
-	}
-	return v.Duplicate || v.Status == "duplicate"
 }
 
 // parseRetryAfter reads a Retry-After header, in seconds or as an HTTP

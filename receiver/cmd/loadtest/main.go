@@ -138,7 +138,7 @@ func bench(ctx context.Context, args []string) error {
 	prefix := "bench:" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
 	m := service.NewMain()
 	m.Config.Addr = "127.0.0.1:0"
-	m.Config.NATSURL, m.Config.RedisURL, m.Config.KeyPrefix = natsURL, *redisURL, prefix
+	m.Config.NATS.URL, m.Config.Redis.URL, m.Config.KeyPrefix = natsURL, *redisURL, prefix
 	m.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if err := m.Run(ctx); err != nil {
 		return err

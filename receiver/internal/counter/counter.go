@@ -33,7 +33,7 @@ import (
 // TTL in seconds, then for each task: priority, batch id, batch size (0 for
 // unknown), "1" when it has a seen key, and the task's fingerprint.
 //
-// A seen key holds its state (task.SeenCounted or task.SeenPublished)
+// A seen key holds its state (SeenCounted or SeenPublished)
 // followed by the fingerprint of the task it was first counted for. The
 // script returns one string per task: "" when it counted the task, the
 // state when the id was counted before for the same task, or "x" when the
@@ -51,7 +51,7 @@ for i = 1, n do
     if v then
       if string.sub(v, 2) == fp then state = string.sub(v, 1, 1) else state = 'x' end
     else
-      redis.call('SET', skey, '` + task.SeenCounted + `' .. fp, 'EX', ARGV[2])
+      redis.call('SET', skey, '` + SeenCounted + `' .. fp, 'EX', ARGV[2])
     end
   end
   if state then
@@ -94,6 +94,14 @@ redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
 redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
 return 1
 `)
+
+// States of a seen key. Its value is the state followed by a fingerprint
+// of the task, so that an id reused for another task is told from a retry
+// of the same one.
+const (
+	SeenCounted   = "c"
+	SeenPublished = "p"
+)
 
 // conflict is what the script answers for an id reused for another task.
 const conflict = "x"
@@ -309,7 +317,7 @@ func (c *Counter) count(ctx context.Context, id string, t task.Task, encoded []b
 func (c *Counter) MarkPublished(ctx context.Context, id string, encoded []byte) error {
 	o := c.get(opMarkPublished)
 	o.keys = append(o.keys, c.opts.Keys.Seen(id))
-	o.args = append(o.args, task.SeenPublished+Fingerprint(encoded))
+	o.args = append(o.args, SeenPublished+Fingerprint(encoded))
 	return c.do(ctx, o).err
 }
 
@@ -472,7 +480,7 @@ func (c *Counter) exec(ctx context.Context, batch []*op, b *buffers) {
 				c.takeBack(o)
 				continue
 			}
-			if answered && o.start && r.err == nil && (r.state == "" || r.state == task.SeenCounted) {
+			if answered && o.start && r.err == nil && (r.state == "" || r.state == SeenCounted) {
 				// The caller waits for this publish now, whatever happens.
 				r.pub = c.opts.Start(o.id, o.subject, o.encoded)
 				started = true

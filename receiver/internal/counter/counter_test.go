@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookpipe/hookpipe/devenv/testenv"
+	"github.com/hookpipe/hookpipe/plumbing/natsconn"
 	"github.com/hookpipe/hookpipe/receiver/internal/counter"
 	"github.com/hookpipe/hookpipe/receiver/internal/publish"
 	"github.com/hookpipe/hookpipe/task"
-	"github.com/hookpipe/hookpipe/testdata/testenv"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -58,8 +59,8 @@ func TestConcurrentCountsAndMarks(t *testing.T) {
 						errs <- err
 						return
 					}
-				} else if prev != task.SeenPublished {
-					errs <- fmt.Errorf("id %s: second delivery saw %q, want %q", id, prev, task.SeenPublished)
+				} else if prev != counter.SeenPublished {
+					errs <- fmt.Errorf("id %s: second delivery saw %q, want %q", id, prev, counter.SeenPublished)
 					return
 				}
 			}
@@ -120,8 +121,8 @@ func TestIDReusedForAnotherTask(t *testing.T) {
 	if _, err := c.Count(ctx, "msg_1", other, other.Encode(), time.Now()); !errors.Is(err, task.ErrIDReused) {
 		t.Fatalf("same id, other task: %v, want ErrIDReused", err)
 	}
-	if prev, err := c.Count(ctx, "msg_1", sample, sample.Encode(), time.Now()); err != nil || prev != task.SeenCounted {
-		t.Fatalf("same id, same task: %q, %v; want %q", prev, err, task.SeenCounted)
+	if prev, err := c.Count(ctx, "msg_1", sample, sample.Encode(), time.Now()); err != nil || prev != counter.SeenCounted {
+		t.Fatalf("same id, same task: %q, %v; want %q", prev, err, counter.SeenCounted)
 	}
 	if got := sum(t, rdb, keys.Counts()); got != 1 {
 		t.Fatalf("counted %d, want 1", got)
@@ -240,7 +241,7 @@ func TestCountThenStartPublishes(t *testing.T) {
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
 	ns := testenv.NATS(t)
-	pub, err := publish.Connect(ns.ClientURL(), publish.StreamOptions{}, time.Second, slog.New(slog.DiscardHandler))
+	pub, err := publish.Connect(natsconn.Options{URL: ns.ClientURL()}, task.StreamSettings{}, time.Second, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,13 +275,13 @@ func TestCountThenStartPublishes(t *testing.T) {
 	if prev, published := deliver("msg_a"); prev != "" || !published {
 		t.Fatalf("new id: prev %q, published %v; want counted and published", prev, published)
 	}
-	if prev, published := deliver("msg_a"); prev != task.SeenCounted || !published {
+	if prev, published := deliver("msg_a"); prev != counter.SeenCounted || !published {
 		t.Fatalf("id counted, not marked: prev %q, published %v; want published again", prev, published)
 	}
 	if err := c.MarkPublished(ctx, "msg_a", body); err != nil {
 		t.Fatal(err)
 	}
-	if prev, published := deliver("msg_a"); prev != task.SeenPublished || published {
+	if prev, published := deliver("msg_a"); prev != counter.SeenPublished || published {
 		t.Fatalf("id marked published: prev %q, published %v; want nothing published", prev, published)
 	}
 	for range 3 {

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookpipe/hookpipe/devenv/testenv"
 	"github.com/hookpipe/hookpipe/receiver/internal/loadtest"
 	"github.com/hookpipe/hookpipe/receiver/internal/service"
-	"github.com/hookpipe/hookpipe/testdata/testenv"
 )
 
 // sample is hey v0.1.5's summary, which doubles its percent signs.
@@ -63,7 +63,7 @@ func TestHeyCountsEqualRedis(t *testing.T) {
 	redisURL, prefix := testenv.Redis(t)
 	m := service.NewMain()
 	m.Config.Addr = "127.0.0.1:0"
-	m.Config.NATSURL, m.Config.RedisURL, m.Config.KeyPrefix = ns.ClientURL(), redisURL, prefix
+	m.Config.NATS.URL, m.Config.Redis.URL, m.Config.KeyPrefix = ns.ClientURL(), redisURL, prefix
 	m.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/natsconn"
+	"github.com/hookpipe/hookpipe/plumbing/taskstream"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,47 +26,6 @@ import (
 // ErrUnavailable wraps every failure to get a publish acknowledged: the
 // caller should ask the sender to retry.
 var ErrUnavailable = errors.New("publish: stream unavailable")
-
-// StreamOptions are the limits of the TASKS stream.
-type StreamOptions struct {
-	// MaxAge drops events older than this; default 24h.
-	MaxAge time.Duration
-	// MaxBytes bounds the stream's size; default 1 GiB.
-	MaxBytes int64
-	// Duplicates is the window in which a repeated message id is dropped;
-	// default 10m, wider than the producer's retry schedule.
-	Duplicates time.Duration
-	// Replicas is the number of copies in a NATS cluster; default 1.
-	Replicas int
-}
-
-// StreamConfig returns the JetStream configuration of the TASKS stream.
-func (o StreamOptions) StreamConfig() jetstream.StreamConfig {
-	if o.MaxAge <= 0 {
-		o.MaxAge = 24 * time.Hour
-	}
-	if o.MaxBytes <= 0 {
-		o.MaxBytes = 1 << 30
-	}
-	if o.Duplicates <= 0 {
-		o.Duplicates = 10 * time.Minute
-	}
-	if o.Replicas <= 0 {
-		o.Replicas = 1
-	}
-	return jetstream.StreamConfig{
-		Name:        task.StreamName,
-		Description: "Accepted hookpipe tasks, one subject per priority.",
-		Subjects:    []string{task.SubjectAll},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      o.MaxAge,
-		MaxBytes:    o.MaxBytes,
-		Duplicates:  o.Duplicates,
-		Replicas:    o.Replicas,
-	}
-}
 
 // Publisher publishes tasks to JetStream over one NATS connection.
 //
@@ -78,12 +39,12 @@ func (o StreamOptions) StreamConfig() jetstream.StreamConfig {
 // started in a row leaves in one write, and whoever starts publishes can
 // answer its callers before it may wait on the network.
 type Publisher struct {
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	stream jetstream.StreamConfig
-	log    *slog.Logger
-	ready  atomic.Bool // the stream is known to exist
-	ensure sync.Mutex  // one stream check at a time, not one per request
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	settings task.StreamSettings
+	log      *slog.Logger
+	ready    atomic.Bool // the stream is known to exist
+	ensure   sync.Mutex  // one stream check at a time, not one per request
 
 	inbox   string // the acknowledgements' subjects: inbox + token
 	acks    *nats.Subscription
@@ -122,9 +83,9 @@ type ack struct {
 // write to a server that stopped reading; the wait for an acknowledgement
 // is bounded by the context given to Publish, and ends at once when the
 // connection is lost.
-func Connect(url string, stream StreamOptions, timeout time.Duration, log *slog.Logger) (*Publisher, error) {
-	p := &Publisher{stream: stream.StreamConfig(), log: log}
-	nc, err := nats.Connect(url,
+func Connect(o natsconn.Options, stream task.StreamSettings, timeout time.Duration, log *slog.Logger) (*Publisher, error) {
+	p := &Publisher{settings: stream, log: log}
+	nc, err := natsconn.Connect(o,
 		nats.Name("hookpipe-receiver"),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
@@ -157,7 +118,7 @@ func Connect(url string, stream StreamOptions, timeout time.Duration, log *slog.
 		}),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("publish: connect %s: %w", url, err)
+		return nil, fmt.Errorf("publish: %w", err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -198,27 +159,16 @@ func (p *Publisher) Flush() {
 	}
 }
 
-// EnsureStream creates the stream when it does not exist. An existing
-// stream is left as it is: its limits and replicas may have been set by an
-// operator, or by another receiver with other flags.
+// EnsureStream creates the stream when it does not exist, and checks one
+// that does (taskstream.Ensure).
 func (p *Publisher) EnsureStream(ctx context.Context) error {
 	p.ensure.Lock()
 	defer p.ensure.Unlock()
 	if p.ready.Load() {
 		return nil
 	}
-	_, err := p.js.Stream(ctx, p.stream.Name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		_, err = p.js.CreateStream(ctx, p.stream)
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			err = nil // created meanwhile by a relay or another receiver
-		} else if err == nil {
-			p.log.Info("created stream", "stream", p.stream.Name, "subjects", p.stream.Subjects,
-				"max_age", p.stream.MaxAge, "max_bytes", p.stream.MaxBytes, "duplicates", p.stream.Duplicates)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("publish: stream %s: %w", p.stream.Name, err)
+	if _, err := taskstream.Ensure(ctx, p.js, p.settings, p.log); err != nil {
+		return fmt.Errorf("publish: %w", err)
 	}
 	p.ready.Store(true)
 	return nil
@@ -403,8 +353,8 @@ func (p *Publisher) Ping(ctx context.Context) error {
 	if s := p.nc.Status(); s != nats.CONNECTED {
 		return fmt.Errorf("publish: nats %s", s)
 	}
-	if _, err := p.js.Stream(ctx, p.stream.Name); err != nil {
-		return fmt.Errorf("publish: stream %s: %w", p.stream.Name, err)
+	if _, err := p.js.Stream(ctx, task.StreamName); err != nil {
+		return fmt.Errorf("publish: stream %s: %w", task.StreamName, err)
 	}
 	return nil
 }

@@ -9,15 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookpipe/hookpipe/devenv/testenv"
+	"github.com/hookpipe/hookpipe/plumbing/natsconn"
 	"github.com/hookpipe/hookpipe/receiver/internal/publish"
 	"github.com/hookpipe/hookpipe/task"
-	"github.com/hookpipe/hookpipe/testdata/testenv"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 func connect(t *testing.T, url string) (*publish.Publisher, jetstream.JetStream) {
 	t.Helper()
-	p, err := publish.Connect(url, publish.StreamOptions{}, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p, err := publish.Connect(natsconn.Options{URL: url}, task.StreamSettings{}, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

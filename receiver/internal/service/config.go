@@ -10,23 +10,30 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/envflag"
+	"github.com/hookpipe/hookpipe/plumbing/logging"
+	"github.com/hookpipe/hookpipe/plumbing/natsconn"
+	"github.com/hookpipe/hookpipe/plumbing/redisconn"
+	"github.com/hookpipe/hookpipe/plumbing/taskstream"
 	"github.com/hookpipe/hookpipe/task"
-	"github.com/hookpipe/hookpipe/task/envflag"
 )
 
 // Config is every setting of the receiver. Each field has a flag and an
 // environment variable; a flag wins over the variable, the variable over the
 // default.
 type Config struct {
-	// Addr is the listen address; default ":5001". HOOKPIPE_RECEIVER_ADDR.
+	// Addr is the listen address; default "127.0.0.1:5001".
+	// HOOKPIPE_RECEIVER_ADDR.
 	Addr string
 	// Path is where webhooks are posted; default "/consumetasks".
 	// HOOKPIPE_RECEIVER_PATH.
 	Path string
-	// NATSURL is the NATS server; default "nats://127.0.0.1:4222". NATS_URL.
-	NATSURL string
-	// RedisURL is the Redis server; default "redis://127.0.0.1:6379". REDIS_URL.
-	RedisURL string
+	// NATS is where NATS is and how to log in; default
+	// nats://127.0.0.1:4222. NATS_URL and others: see natsconn.Options.
+	NATS natsconn.Options
+	// Redis is one server, a cluster or Sentinel; default
+	// redis://127.0.0.1:6379. REDIS_URL: see redisconn.Options.
+	Redis redisconn.Options
 	// KeyPrefix starts every Redis key; default "hookpipe:". HOOKPIPE_KEY_PREFIX.
 	KeyPrefix string
 	// WebhookSecret holds the signing secrets, "whsec_<base64>", separated by
@@ -48,19 +55,12 @@ type Config struct {
 	// DedupeTTL is how long a webhook id is remembered; default 24h.
 	// HOOKPIPE_DEDUPE_TTL.
 	DedupeTTL time.Duration
-	// StreamMaxAge drops events older than this from the stream; default 24h.
-	// HOOKPIPE_STREAM_MAX_AGE.
-	StreamMaxAge time.Duration
-	// StreamMaxBytes bounds the stream; default 1 GiB. HOOKPIPE_STREAM_MAX_BYTES.
-	StreamMaxBytes int64
-	// DuplicateWindow is how long the stream drops a repeated message id;
-	// default 10m. A retry whose earlier publish landed unacknowledged is
-	// kept out of the stream only within it, so it must be wider than the
-	// senders' retry schedules. HOOKPIPE_DUPLICATE_WINDOW.
-	DuplicateWindow time.Duration
-	// StreamReplicas is the stream's number of copies in a NATS cluster;
-	// default 1. HOOKPIPE_STREAM_REPLICAS.
-	StreamReplicas int
+	// Stream holds the limits of the TASKS stream: max age 24h
+	// (HOOKPIPE_STREAM_MAX_AGE), max bytes 1 GiB (HOOKPIPE_STREAM_MAX_BYTES),
+	// duplicate window 10m (HOOKPIPE_DUPLICATE_WINDOW), which must be wider
+	// than the senders' retry schedules, and replicas 1
+	// (HOOKPIPE_STREAM_REPLICAS).
+	Stream task.StreamSettings
 	// Concurrency is the most connections served at once; default 262144.
 	// HOOKPIPE_RECEIVER_CONCURRENCY.
 	Concurrency int
@@ -73,36 +73,30 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful shutdown; default 10s.
 	// HOOKPIPE_SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration
-	// LogFormat is "text" or "json"; default "text". HOOKPIPE_LOG_FORMAT.
-	LogFormat string
-	// LogLevel is "debug", "info", "warn" or "error"; default "info".
-	// HOOKPIPE_LOG_LEVEL.
-	LogLevel string
+	// Log says how the receiver logs; default text at info.
+	// HOOKPIPE_LOG_FORMAT, HOOKPIPE_LOG_LEVEL.
+	Log logging.Config
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
 func DefaultConfig() Config {
 	return Config{
-		Addr:            ":5001",
-		Path:            "/consumetasks",
-		NATSURL:         "nats://127.0.0.1:4222",
-		RedisURL:        "redis://127.0.0.1:6379",
+		Addr:            task.LoopbackAddr(task.ReceiverPort),
+		Path:            task.ReceiverPath,
+		NATS:            natsconn.DefaultOptions(),
+		Redis:           redisconn.DefaultOptions(),
 		KeyPrefix:       task.DefaultKeyPrefix,
 		Tolerance:       task.DefaultTolerance,
 		MaxBodySize:     64 << 10,
 		Timeout:         2 * time.Second,
 		RetryAfter:      time.Second,
 		DedupeTTL:       24 * time.Hour,
-		StreamMaxAge:    24 * time.Hour,
-		StreamMaxBytes:  1 << 30,
-		DuplicateWindow: 10 * time.Minute,
-		StreamReplicas:  1,
+		Stream:          task.DefaultStreamSettings(),
 		Concurrency:     256 * 1024,
 		ReadTimeout:     10 * time.Second,
 		IdleTimeout:     60 * time.Second,
 		ShutdownTimeout: 10 * time.Second,
-		LogFormat:       "text",
-		LogLevel:        "info",
+		Log:             logging.DefaultConfig(),
 	}
 }
 
@@ -118,24 +112,27 @@ func (c *Config) Validate() error {
 	case c.Timeout <= 0, c.RetryAfter <= 0, c.DedupeTTL < time.Second, c.Tolerance <= 0,
 		c.ReadTimeout <= 0, c.IdleTimeout <= 0, c.ShutdownTimeout <= 0:
 		return errors.New("receiver: every duration must be positive (dedupe TTL at least 1s)")
-	case c.DuplicateWindow > c.StreamMaxAge:
-		return errors.New("receiver: --duplicate-window must not exceed --stream-max-age")
-	case c.DedupeTTL < c.DuplicateWindow:
+	case c.DedupeTTL < c.Stream.Duplicates:
 		// Past the dedupe TTL a retry is counted again while the stream
 		// would still drop it.
 		return errors.New("receiver: --dedupe-ttl must be at least --duplicate-window")
-	case c.StreamReplicas < 1 || c.StreamReplicas > 5:
-		return fmt.Errorf("receiver: --stream-replicas %d must be 1 to 5", c.StreamReplicas)
 	case c.Concurrency < 1:
 		return errors.New("receiver: --concurrency must be positive")
-	case c.LogFormat != "text" && c.LogFormat != "json":
-		return fmt.Errorf("receiver: --log-format %q must be text or json", c.LogFormat)
+	}
+	if err := taskstream.Validate(c.Stream); err != nil {
+		return fmt.Errorf("receiver: %w", err)
+	}
+	if err := c.Log.Validate(); err != nil {
+		return fmt.Errorf("receiver: %w", err)
+	}
+	if err := c.NATS.Validate(); err != nil {
+		return fmt.Errorf("receiver: %w", err)
+	}
+	if err := c.Redis.Validate(); err != nil {
+		return fmt.Errorf("receiver: %w", err)
 	}
 	if _, err := task.ParseSecrets(c.WebhookSecret); err != nil {
 		return fmt.Errorf("receiver: --webhook-secret: %w", err)
-	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
-		return err
 	}
 	return nil
 }
@@ -144,27 +141,29 @@ func (c *Config) Validate() error {
 // its current values, then validates it. Usage and errors go to out.
 func (c *Config) Parse(args []string, getenv func(string) string, out io.Writer) error {
 	fs := envflag.New("receiver", "Takes task webhooks, counts them in Redis and publishes them to NATS JetStream.", getenv, out)
+	fs.Group("HTTP")
 	fs.String(&c.Addr, "addr", "HOOKPIPE_RECEIVER_ADDR", "listen address")
 	fs.String(&c.Path, "path", "HOOKPIPE_RECEIVER_PATH", "path webhooks are posted to")
-	fs.String(&c.NATSURL, "nats-url", "NATS_URL", "NATS server URL")
-	fs.String(&c.RedisURL, "redis-url", "REDIS_URL", "Redis server URL")
+	fs.Group("NATS and Redis")
+	c.NATS.Bind(fs)
+	c.Redis.Bind(fs)
 	fs.String(&c.KeyPrefix, "key-prefix", "HOOKPIPE_KEY_PREFIX", "prefix of every Redis key")
-	fs.String(&c.WebhookSecret, "webhook-secret", "HOOKPIPE_WEBHOOK_SECRET", "signing secrets whsec_<base64>, space separated; empty accepts unsigned requests")
+	fs.Group("Webhooks")
+	fs.Secret(&c.WebhookSecret, "webhook-secret", "HOOKPIPE_WEBHOOK_SECRET", "signing secrets whsec_<base64>, space separated; empty accepts unsigned requests")
 	fs.Duration(&c.Tolerance, "webhook-tolerance", "HOOKPIPE_WEBHOOK_TOLERANCE", "largest accepted distance of a signed timestamp from now")
 	fs.Int(&c.MaxBodySize, "max-body-size", "HOOKPIPE_MAX_BODY_SIZE", "largest request body in bytes, else 413")
 	fs.Duration(&c.Timeout, "timeout", "HOOKPIPE_RECEIVER_TIMEOUT", "deadline for the Redis and NATS work of one request, else 503")
 	fs.Duration(&c.RetryAfter, "retry-after", "HOOKPIPE_RETRY_AFTER", "wait a 503 asks for")
 	fs.Duration(&c.DedupeTTL, "dedupe-ttl", "HOOKPIPE_DEDUPE_TTL", "how long a webhook id is remembered; at least --duplicate-window")
-	fs.Duration(&c.StreamMaxAge, "stream-max-age", "HOOKPIPE_STREAM_MAX_AGE", "age after which the stream drops events (when the receiver creates it)")
-	fs.Int64(&c.StreamMaxBytes, "stream-max-bytes", "HOOKPIPE_STREAM_MAX_BYTES", "size bound of the stream (when the receiver creates it)")
-	fs.Duration(&c.DuplicateWindow, "duplicate-window", "HOOKPIPE_DUPLICATE_WINDOW", "how long the stream drops a repeated message id; wider than senders' retry schedules")
-	fs.Int(&c.StreamReplicas, "stream-replicas", "HOOKPIPE_STREAM_REPLICAS", "copies of the stream in a NATS cluster (when the receiver creates it)")
+	fs.Group("Stream")
+	taskstream.Bind(fs, &c.Stream)
+	fs.Group("Limits")
 	fs.Int(&c.Concurrency, "concurrency", "HOOKPIPE_RECEIVER_CONCURRENCY", "most connections served at once")
 	fs.Duration(&c.ReadTimeout, "read-timeout", "HOOKPIPE_READ_TIMEOUT", "deadline for reading one request")
 	fs.Duration(&c.IdleTimeout, "idle-timeout", "HOOKPIPE_IDLE_TIMEOUT", "idle keep-alive connections are closed after this")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HOOKPIPE_SHUTDOWN_TIMEOUT", "deadline of a graceful shutdown")
-	fs.String(&c.LogFormat, "log-format", "HOOKPIPE_LOG_FORMAT", "log format: text or json")
-	fs.String(&c.LogLevel, "log-level", "HOOKPIPE_LOG_LEVEL", "log level: debug, info, warn or error")
+	fs.Group("Logging")
+	c.Log.Bind(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -4,15 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/redisconn"
 	"github.com/hookpipe/hookpipe/receiver/internal/counter"
 	"github.com/hookpipe/hookpipe/receiver/internal/publish"
 	"github.com/hookpipe/hookpipe/receiver/internal/webhook"
@@ -32,7 +31,7 @@ type Main struct {
 	// Metrics counts requests and failures; it is served at /metrics.
 	Metrics webhook.Metrics
 
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	pub    *publish.Publisher
 	srv    *fasthttp.Server
 	ln     net.Listener
@@ -49,27 +48,9 @@ func (m *Main) ParseFlags(_ context.Context, args []string) error {
 		return err
 	}
 	if m.Log == nil {
-		m.Log = NewLogger(os.Stderr, m.Config.LogFormat, m.Config.LogLevel)
+		m.Log = m.Config.Log.New(os.Stderr)
 	}
 	return nil
-}
-
-// NewLogger returns a slog logger writing text or JSON at level to w.
-func NewLogger(w io.Writer, format, level string) *slog.Logger {
-	lv, _ := parseLevel(level)
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
-		return 0, fmt.Errorf("receiver: --log-level %q must be debug, info, warn or error", s)
-	}
-	return lv, nil
 }
 
 // GCPercent is the garbage collector's target the receiver runs with
@@ -85,7 +66,7 @@ const GCPercent = 400
 func (m *Main) Run(ctx context.Context) error {
 	c := m.Config
 	if m.Log == nil {
-		m.Log = NewLogger(os.Stderr, c.LogFormat, c.LogLevel)
+		m.Log = c.Log.New(os.Stderr)
 	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(GCPercent)
@@ -94,25 +75,20 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("receiver: %w", err)
 	}
-	ropt, err := redis.ParseURL(c.RedisURL)
+	m.rdb, err = redisconn.New(c.Redis, redisconn.Tuning{
+		DialTimeout: min(c.Timeout, time.Second), ReadTimeout: c.Timeout, WriteTimeout: c.Timeout,
+		// A retried pipeline could run a count twice for requests without an
+		// id; failures go back to the sender as 503 instead.
+		MaxRetries: -1, PoolSize: 32, Name: "hookpipe-receiver",
+	})
 	if err != nil {
-		return fmt.Errorf("receiver: redis url: %w", err)
+		return fmt.Errorf("receiver: %w", err)
 	}
-	ropt.DialTimeout = min(c.Timeout, time.Second)
-	ropt.ReadTimeout = c.Timeout
-	ropt.WriteTimeout = c.Timeout
-	// A retried pipeline could run a count twice for requests without an
-	// id; failures go back to the sender as 503 instead.
-	ropt.MaxRetries = -1
-	ropt.PoolSize = 32
-	m.rdb = redis.NewClient(ropt)
 	// go-redis logs every failed dial; those failures reach the metrics and
-	// the 503 answers already, so its lines go to debug.
-	redis.SetLogger(redisLogger{m.Log})
+	// the 503 answers already.
+	redisconn.Quiet()
 
-	m.pub, err = publish.Connect(c.NATSURL, publish.StreamOptions{
-		MaxAge: c.StreamMaxAge, MaxBytes: c.StreamMaxBytes, Duplicates: c.DuplicateWindow, Replicas: c.StreamReplicas,
-	}, c.Timeout, m.Log)
+	m.pub, err = publish.Connect(c.NATS, c.Stream, c.Timeout, m.Log)
 	if err != nil {
 		m.rdb.Close()
 		return fmt.Errorf("receiver: %w", err)
@@ -176,7 +152,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	})
 	m.Log.Info("receiver listening", "addr", m.ln.Addr().String(), "path", c.Path,
-		"nats", redactURL(c.NATSURL), "redis", redactURL(c.RedisURL), "key_prefix", c.KeyPrefix)
+		"nats", c.NATS.Redacted(), "redis", c.Redis.Redacted(), "key_prefix", c.KeyPrefix)
 	return nil
 }
 
@@ -236,19 +212,4 @@ type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, v ...any) {
 	l.log.Debug("http: " + fmt.Sprintf(format, v...))
-}
-
-type redisLogger struct{ log *slog.Logger }
-
-func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
-}
-
-func redactURL(u string) string {
-	if at := strings.LastIndex(u, "@"); at >= 0 {
-		if i := strings.Index(u, "://"); i >= 0 && i < at {
-			return u[:i+3] + "***" + u[at:]
-		}
-	}
-	return u
 }

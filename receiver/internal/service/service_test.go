@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookpipe/hookpipe/devenv/testenv"
 	"github.com/hookpipe/hookpipe/receiver/internal/service"
 	"github.com/hookpipe/hookpipe/task"
-	"github.com/hookpipe/hookpipe/testdata/testenv"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
@@ -37,8 +37,8 @@ func start(t testing.TB, natsURL, redisURL, prefix string, configure func(*servi
 	t.Helper()
 	m := service.NewMain()
 	m.Config.Addr = "127.0.0.1:0"
-	m.Config.NATSURL = natsURL
-	m.Config.RedisURL = redisURL
+	m.Config.NATS.URL = natsURL
+	m.Config.Redis.URL = redisURL
 	m.Config.KeyPrefix = prefix
 	m.Config.Timeout = 500 * time.Millisecond
 	if configure != nil {
@@ -283,8 +283,8 @@ func TestConfigFromEnvAndFlags(t *testing.T) {
 	if err := c.Parse([]string{"--addr", ":7001"}, func(k string) string { return env[k] }, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != ":7001" || c.MaxBodySize != 1000 || c.RedisURL != "redis://r:1" {
-		t.Fatalf("got addr %s size %d redis %s; want the flag over the env, the env over the default", c.Addr, c.MaxBodySize, c.RedisURL)
+	if c.Addr != ":7001" || c.MaxBodySize != 1000 || c.Redis.URL != "redis://r:1" {
+		t.Fatalf("got addr %s size %d redis %s; want the flag over the env, the env over the default", c.Addr, c.MaxBodySize, c.Redis.URL)
 	}
 	for _, bad := range [][]string{{"--max-body-size", "12abc"}, {"--webhook-secret", "whsec_***"}, {"--timeout", "0s"}, {"--log-format", "xml"}} {
 		c := service.DefaultConfig()
@@ -508,7 +508,7 @@ func TestHungDependenciesAnswer503InTime(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m := service.NewMain()
 			m.Config.Addr = "127.0.0.1:0"
-			m.Config.NATSURL, m.Config.RedisURL, m.Config.KeyPrefix = tt.natsURL, tt.redisURL, prefix
+			m.Config.NATS.URL, m.Config.Redis.URL, m.Config.KeyPrefix = tt.natsURL, tt.redisURL, prefix
 			m.Config.Timeout = timeout
 			m.Config.ShutdownTimeout = 2 * time.Second
 			m.Log = slog.New(slog.NewTextHandler(io.Discard, nil))

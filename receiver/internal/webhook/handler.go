@@ -24,9 +24,9 @@ import (
 type Counter interface {
 	// CountThenStart counts t, whose canonical encoding is encoded,
 	// unless id was counted before; it returns "" when it counted, else
-	// the state recorded for id (task.SeenCounted or task.SeenPublished),
+	// the state recorded for id (counter.SeenCounted or counter.SeenPublished),
 	// or task.ErrIDReused when id was counted for another task. When the
-	// stream must get t (prev is "" or task.SeenCounted), pub is its
+	// stream must get t (prev is "" or counter.SeenCounted), pub is its
 	// publish, started as soon as Redis answered.
 	CountThenStart(ctx context.Context, id string, t task.Task, encoded []byte, now time.Time) (prev string, pub counter.Started, err error)
 	// MarkPublished records that the stream holds the task of id.
@@ -180,7 +180,7 @@ func (h *Handler) ingest(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	h.up(&h.redisDown, "redis")
-	if prev == task.SeenPublished {
+	if prev == counter.SeenPublished {
 		h.Metrics.Duplicates.Add(1)
 		h.json(ctx, fasthttp.StatusOK, bodyDuplicate)
 		return
@@ -217,7 +217,7 @@ func (h *Handler) ingest(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	status := statusAccepted
-	if prev == task.SeenCounted {
+	if prev == counter.SeenCounted {
 		h.Metrics.Duplicates.Add(1)
 		status = statusDuplicate
 	} else {

@@ -37,8 +37,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/hookpipe/hookpipe/plumbing/taskstream"
 	"github.com/hookpipe/hookpipe/relay/internal/relay"
-	"github.com/hookpipe/hookpipe/relay/internal/stream"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -143,7 +143,7 @@ func serveRelay() {
 			debug.FreeOSMemory()
 		}
 	}()
-	s, err := relay.Open(cfg, relay.NewLogger(cfg, os.Stderr))
+	s, err := relay.Open(cfg, cfg.Log.New(os.Stderr))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -258,7 +258,7 @@ func run(ctx context.Context, o options) error {
 	}
 	var st jetstream.Stream
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		if st, err = js.CreateOrUpdateStream(ctx, stream.Config()); err == nil {
+		if st, err = js.CreateOrUpdateStream(ctx, taskstream.Config(task.DefaultStreamSettings())); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookpipe/hookpipe/testdata/testenv"
+	"github.com/hookpipe/hookpipe/devenv/testenv"
 )
 
 // TestMain lets the test binary play the bench's child processes, as the

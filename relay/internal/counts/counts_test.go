@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hookpipe/hookpipe/devenv/testenv"
 	"github.com/hookpipe/hookpipe/task"
-	"github.com/hookpipe/hookpipe/testdata/testenv"
 	"github.com/redis/go-redis/v9"
 )
 

@@ -7,24 +7,33 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/envflag"
+	"github.com/hookpipe/hookpipe/plumbing/logging"
+	"github.com/hookpipe/hookpipe/plumbing/natsconn"
+	"github.com/hookpipe/hookpipe/plumbing/redisconn"
+	"github.com/hookpipe/hookpipe/plumbing/taskstream"
 	"github.com/hookpipe/hookpipe/relay/internal/fanout"
 	"github.com/hookpipe/hookpipe/task"
-	"github.com/hookpipe/hookpipe/task/envflag"
 )
 
 // Config is everything the relay can be told. Each field has one flag and
 // one environment variable; a flag wins over the environment, which wins
 // over the default.
 type Config struct {
-	// Addr is where the relay listens; default ":5002"
+	// Addr is where the relay listens; default "127.0.0.1:5002"
 	// (--addr, HOOKPIPE_RELAY_ADDR).
 	Addr string
-	// NATSURL is the NATS server; default "nats://127.0.0.1:4222"
-	// (--nats-url, NATS_URL).
-	NATSURL string
-	// RedisURL is the Redis server; default "redis://127.0.0.1:6379"
-	// (--redis-url, REDIS_URL).
-	RedisURL string
+	// NATS is where NATS is and how to log in; default
+	// nats://127.0.0.1:4222 (--nats-url, NATS_URL; see natsconn.Options).
+	NATS natsconn.Options
+	// Redis is one server, a cluster or Sentinel; default
+	// redis://127.0.0.1:6379 (--redis-url, REDIS_URL; see
+	// redisconn.Options).
+	Redis redisconn.Options
+	// Stream holds the limits the relay creates the TASKS stream with when
+	// it starts before any receiver; the receiver's defaults (see
+	// taskstream.Bind).
+	Stream task.StreamSettings
 	// KeyPrefix starts every Redis key; default "hookpipe:"
 	// (--key-prefix, HOOKPIPE_KEY_PREFIX).
 	KeyPrefix string
@@ -46,27 +55,24 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful shutdown; default 10s
 	// (--shutdown-timeout, HOOKPIPE_SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
-	// LogFormat is "text" or "json"; default "text"
-	// (--log-format, HOOKPIPE_LOG_FORMAT).
-	LogFormat string
-	// LogLevel is debug, info, warn or error; default "info"
-	// (--log-level, HOOKPIPE_LOG_LEVEL).
-	LogLevel string
+	// Log says how the relay logs; default text at info
+	// (--log-format, HOOKPIPE_LOG_FORMAT; --log-level, HOOKPIPE_LOG_LEVEL).
+	Log logging.Config
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		Addr:            ":5002",
-		NATSURL:         "nats://127.0.0.1:4222",
-		RedisURL:        "redis://127.0.0.1:6379",
+		Addr:            task.LoopbackAddr(task.RelayPort),
+		NATS:            natsconn.DefaultOptions(),
+		Redis:           redisconn.DefaultOptions(),
+		Stream:          task.DefaultStreamSettings(),
 		KeyPrefix:       task.DefaultKeyPrefix,
 		Origins:         []string{"http://localhost:8080", "http://127.0.0.1:8080"},
 		Config:          fanout.DefaultConfig(),
 		CountsInterval:  time.Second,
 		ShutdownTimeout: 10 * time.Second,
-		LogFormat:       "text",
-		LogLevel:        "info",
+		Log:             logging.DefaultConfig(),
 	}
 }
 
@@ -81,11 +87,10 @@ func (c Config) Validate() error {
 	if c.Addr == "" {
 		errs = append(errs, errors.New("addr must not be empty"))
 	}
-	if c.NATSURL == "" {
-		errs = append(errs, errors.New("nats-url must not be empty"))
-	}
-	if c.RedisURL == "" {
-		errs = append(errs, errors.New("redis-url must not be empty"))
+	for _, err := range []error{c.NATS.Validate(), c.Redis.Validate(), taskstream.Validate(c.Stream), c.Log.Validate()} {
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	positive("interval", c.Interval)
 	positive("ping-interval", c.PingInterval)
@@ -117,14 +122,6 @@ func (c Config) Validate() error {
 	if c.SnapshotEvents > c.RingSize {
 		errs = append(errs, fmt.Errorf("snapshot-events %d must not exceed ring-size %d", c.SnapshotEvents, c.RingSize))
 	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		errs = append(errs, fmt.Errorf("log-format must be text or json, got %q", c.LogFormat))
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		errs = append(errs, fmt.Errorf("log-level must be debug, info, warn or error, got %q", c.LogLevel))
-	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("relay config: %w", err)
 	}
@@ -137,11 +134,16 @@ func (c Config) Validate() error {
 func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	c := DefaultConfig()
 	fs := envflag.New("relay", "Pushes accepted tasks from the NATS stream to dashboards over WebSocket.", getenv, out)
+	fs.Group("HTTP")
 	fs.String(&c.Addr, "addr", "HOOKPIPE_RELAY_ADDR", "listen address for WebSocket, batches, health and metrics")
-	fs.String(&c.NATSURL, "nats-url", "NATS_URL", "NATS server URL")
-	fs.String(&c.RedisURL, "redis-url", "REDIS_URL", "Redis server URL")
-	fs.String(&c.KeyPrefix, "key-prefix", "HOOKPIPE_KEY_PREFIX", "prefix of every Redis key")
 	fs.Var((*listValue)(&c.Origins), "origins", "HOOKPIPE_RELAY_ORIGINS", "browser origins allowed besides the relay's own host, space or comma separated; * allows all")
+	fs.Group("NATS and Redis")
+	c.NATS.Bind(fs)
+	c.Redis.Bind(fs)
+	fs.String(&c.KeyPrefix, "key-prefix", "HOOKPIPE_KEY_PREFIX", "prefix of every Redis key")
+	fs.Group("Stream")
+	taskstream.Bind(fs, &c.Stream)
+	fs.Group("Frames and clients")
 	fs.Duration(&c.Interval, "interval", "HOOKPIPE_RELAY_INTERVAL", "shortest time between two frames to a client")
 	fs.Duration(&c.MaxInterval, "max-interval", "HOOKPIPE_RELAY_MAX_INTERVAL", "widest the frame interval grows when clients cannot keep up")
 	fs.Int(&c.SnapshotEvents, "snapshot-events", "HOOKPIPE_RELAY_SNAPSHOT_EVENTS", "recent events in a snapshot")
@@ -156,8 +158,8 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.Int(&c.SendBuffer, "send-buffer", "HOOKPIPE_RELAY_SEND_BUFFER", "kernel send buffer of each client socket in bytes; 0 keeps the kernel's autotuning")
 	fs.Duration(&c.CountsInterval, "counts-interval", "HOOKPIPE_RELAY_COUNTS_INTERVAL", "longest time between two reads of the counts from Redis")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HOOKPIPE_SHUTDOWN_TIMEOUT", "limit of a graceful shutdown")
-	fs.String(&c.LogFormat, "log-format", "HOOKPIPE_LOG_FORMAT", "log format: text or json")
-	fs.String(&c.LogLevel, "log-level", "HOOKPIPE_LOG_LEVEL", "log level: debug, info, warn or error")
+	fs.Group("Logging")
+	c.Log.Bind(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

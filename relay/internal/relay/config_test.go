@@ -18,13 +18,13 @@ func TestParseConfigLayers(t *testing.T) {
 		check func(t *testing.T, c Config)
 	}{
 		{"defaults", nil, nil, func(t *testing.T, c Config) {
-			if c.Addr != ":5002" || c.Interval != 10*time.Millisecond || c.SnapshotEvents != 100 || c.KeyPrefix != "hookpipe:" {
+			if c.Addr != "127.0.0.1:5002" || c.Interval != 10*time.Millisecond || c.SnapshotEvents != 100 || c.KeyPrefix != "hookpipe:" {
 				t.Errorf("defaults: %+v", c)
 			}
 		}},
 		{"env", nil, map[string]string{"HOOKPIPE_RELAY_INTERVAL": "40ms", "NATS_URL": "nats://n:1", "HOOKPIPE_RELAY_ORIGINS": "http://a:1, http://b:2"},
 			func(t *testing.T, c Config) {
-				if c.Interval != 40*time.Millisecond || c.NATSURL != "nats://n:1" || !slices.Equal(c.Origins, []string{"http://a:1", "http://b:2"}) {
+				if c.Interval != 40*time.Millisecond || c.NATS.URL != "nats://n:1" || !slices.Equal(c.Origins, []string{"http://a:1", "http://b:2"}) {
 					t.Errorf("env not applied: %+v", c)
 				}
 			}},
@@ -81,11 +81,11 @@ func TestHelpListsEnv(t *testing.T) {
 	}
 	for _, env := range []string{"NATS_URL", "REDIS_URL", "HOOKPIPE_KEY_PREFIX", "HOOKPIPE_LOG_FORMAT", "HOOKPIPE_RELAY_ADDR",
 		"HOOKPIPE_RELAY_INTERVAL", "HOOKPIPE_RELAY_ORIGINS", "HOOKPIPE_RELAY_MAX_CONNS", "HOOKPIPE_SHUTDOWN_TIMEOUT"} {
-		if !strings.Contains(out.String(), "($"+env+")") {
+		if !strings.Contains(out.String(), "($"+env) {
 			t.Errorf("--help does not name %s", env)
 		}
 	}
-	if n := strings.Count(out.String(), "($"); n != strings.Count(out.String(), "\n  -") {
-		t.Errorf("%d env names for %d flags", n, strings.Count(out.String(), "\n  -"))
+	if n := strings.Count(out.String(), "($"); n != strings.Count(out.String(), "\n  --") {
+		t.Errorf("%d env names for %d flags", n, strings.Count(out.String(), "\n  --"))
 	}
 }

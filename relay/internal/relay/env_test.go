@@ -19,10 +19,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/hookpipe/hookpipe/devenv/testenv"
+	"github.com/hookpipe/hookpipe/plumbing/taskstream"
 	"github.com/hookpipe/hookpipe/relay/internal/relay"
-	"github.com/hookpipe/hookpipe/relay/internal/stream"
 	"github.com/hookpipe/hookpipe/task"
-	"github.com/hookpipe/hookpipe/testdata/testenv"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -65,7 +65,7 @@ func newEnv(t testing.TB) *env {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := e.js.CreateOrUpdateStream(ctx, stream.Config()); err != nil {
+	if _, err := e.js.CreateOrUpdateStream(ctx, taskstream.Config(task.DefaultStreamSettings())); err != nil {
 		t.Fatalf("create stream: %v", err)
 	}
 	return e
@@ -157,8 +157,8 @@ func (e *env) streamLast(t testing.TB) uint64 {
 func (e *env) config() relay.Config {
 	c := relay.DefaultConfig()
 	c.Addr = "127.0.0.1:0"
-	c.NATSURL = e.natsURL
-	c.RedisURL = e.redisURL
+	c.NATS.URL = e.natsURL
+	c.Redis.URL = e.redisURL
 	c.KeyPrefix = e.prefix
 	c.CountsInterval = 200 * time.Millisecond
 	c.ShutdownTimeout = 5 * time.Second
@@ -450,7 +450,7 @@ func dialStalled(t testing.TB, r *running) *wsClient {
 	return c
 }
 
-func streamConfig() jetstream.StreamConfig { return stream.Config() }
+func streamConfig() jetstream.StreamConfig { return taskstream.Config(task.DefaultStreamSettings()) }
 
 func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }
 

@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/hookpipe/hookpipe/task"
 	"net/http"
 	"strconv"
+
+	"github.com/hookpipe/hookpipe/task"
 
 	"github.com/hookpipe/hookpipe/relay/internal/batches"
 )

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookpipe/hookpipe/devenv/testenv"
 	"github.com/hookpipe/hookpipe/task"
-	"github.com/hookpipe/hookpipe/testdata/testenv"
 )
 
 func TestBatches(t *testing.T) {

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/hookpipe/hookpipe/devenv/testenv"
 	"github.com/hookpipe/hookpipe/relay/internal/fanout"
 	"github.com/hookpipe/hookpipe/task"
-	"github.com/hookpipe/hookpipe/testdata/testenv"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/natsconn"
+	"github.com/hookpipe/hookpipe/plumbing/redisconn"
 	"github.com/hookpipe/hookpipe/relay/internal/batches"
 	"github.com/hookpipe/hookpipe/relay/internal/counts"
 	"github.com/hookpipe/hookpipe/relay/internal/fanout"
@@ -32,24 +34,13 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	nc      *nats.Conn
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	hub     *fanout.Hub
 	reader  *stream.Reader
 	poller  *counts.Poller
 	batches *batches.Store
 	ln      net.Listener
 	http    *http.Server
-}
-
-// NewLogger returns the slog logger cfg asks for, writing to w.
-func NewLogger(cfg Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // Open validates cfg, starts connecting to NATS and Redis (neither needs to
@@ -60,15 +51,8 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log}
-	ropt, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return nil, fmt.Errorf("relay: redis url: %w", err)
-	}
-	ropt.MaxRetries = 1
-	ropt.DialTimeout = 2 * time.Second
-	ropt.ReadTimeout = 2 * time.Second
-	ropt.WriteTimeout = 2 * time.Second
-	s.nc, err = nats.Connect(cfg.NATSURL,
+	var err error
+	s.nc, err = natsconn.Connect(cfg.NATS,
 		nats.Name("hookpipe-relay"),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
@@ -81,19 +65,27 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("relay: nats %s: %w", cfg.NATSURL, err)
+		return nil, fmt.Errorf("relay: %w", err)
 	}
 	js, err := jetstream.New(s.nc)
 	if err != nil {
 		s.nc.Close()
 		return nil, fmt.Errorf("relay: jetstream: %w", err)
 	}
-	s.rdb = redis.NewClient(ropt)
+	s.rdb, err = redisconn.New(cfg.Redis, redisconn.Tuning{
+		DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
+		MaxRetries: 1, Name: "hookpipe-relay",
+	})
+	if err != nil {
+		s.nc.Close()
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	redisconn.Quiet()
 	keys := task.Keys{Prefix: cfg.KeyPrefix}
 	fc := cfg.Config
 	fc.CheckOrigin = func(r *http.Request) bool { return originAllowed(cfg.Origins, r) }
 	s.hub = fanout.New(fc, log)
-	s.reader = stream.NewReader(js, s.hub, log)
+	s.reader = stream.NewReader(js, cfg.Stream, s.hub, log)
 	s.poller = counts.NewPoller(s.rdb, keys.Counts(), s.hub, cfg.CountsInterval, cfg.Interval, log)
 	s.batches = batches.NewStore(s.rdb, keys)
 	s.ln, err = net.Listen("tcp", cfg.Addr)
@@ -118,7 +110,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // it stops accepting, tells every client to reconnect elsewhere
 // (task.CloseGoingAway), drains NATS and closes Redis.
 func (s *Server) Run(ctx context.Context) error {
-	s.log.Info("relay listening", "addr", s.Addr(), "nats", s.cfg.NATSURL, "interval", s.cfg.Interval)
+	s.log.Info("relay listening", "addr", s.Addr(), "nats", s.cfg.NATS.Redacted(), "redis", s.cfg.Redis.Redacted(), "interval", s.cfg.Interval)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.hub.Run(gctx, s.cfg.ShutdownTimeout) })
 	g.Go(func() error { return s.reader.Run(gctx) })

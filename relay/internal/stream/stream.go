@@ -11,27 +11,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/taskstream"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// Config returns the default settings of the TASKS stream, the receiver's
-// defaults. The relay creates the stream with them only when it starts
-// before any receiver.
-func Config() jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        task.StreamName,
-		Description: "Accepted hookpipe tasks, one subject per priority.",
-		Subjects:    []string{task.SubjectAll},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      24 * time.Hour,
-		MaxBytes:    1 << 30,
-		Duplicates:  10 * time.Minute,
-		Replicas:    1,
-	}
-}
 
 // Sink takes the stream's messages in order; the hub is one.
 type Sink interface {
@@ -49,9 +32,10 @@ type Sink interface {
 
 // Reader copies the stream into a Sink.
 type Reader struct {
-	js   jetstream.JetStream
-	sink Sink
-	log  *slog.Logger
+	js       jetstream.JetStream
+	settings task.StreamSettings
+	sink     Sink
+	log      *slog.Logger
 	// heartbeat is how often the server must show a consumer is alive; a
 	// missed one makes the consumer recreate itself (after a NATS restart).
 	heartbeat time.Duration
@@ -61,8 +45,9 @@ type Reader struct {
 }
 
 // NewReader returns a Reader from js into sink.
-func NewReader(js jetstream.JetStream, sink Sink, log *slog.Logger) *Reader {
-	return &Reader{js: js, sink: sink, log: log, heartbeat: 2 * time.Second, checkEvery: 5 * time.Second}
+// It creates the stream with settings when it does not exist yet.
+func NewReader(js jetstream.JetStream, settings task.StreamSettings, sink Sink, log *slog.Logger) *Reader {
+	return &Reader{js: js, settings: settings, sink: sink, log: log, heartbeat: 2 * time.Second, checkEvery: 5 * time.Second}
 }
 
 // Run reads until ctx ends. Failures to reach NATS are logged once per
@@ -169,21 +154,10 @@ func (r *Reader) consume(ctx context.Context, ok func()) error {
 	}
 }
 
-// stream returns the TASKS stream, creating it when it does not exist. An
-// existing stream is left as it is: its settings belong to whoever runs
-// the receivers, who may have tuned its limits.
+// stream returns the TASKS stream, creating it when it does not exist and
+// checking it when it does (taskstream.Ensure).
 func (r *Reader) stream(ctx context.Context) (jetstream.Stream, error) {
-	st, err := r.js.Stream(ctx, task.StreamName)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		st, err = r.js.CreateStream(ctx, Config())
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			st, err = r.js.Stream(ctx, task.StreamName)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", task.StreamName, err)
-	}
-	return st, nil
+	return taskstream.Ensure(ctx, r.js, r.settings, r.log)
 }
 
 func (r *Reader) handle(ctx context.Context, msg jetstream.Msg) {

@@ -9,7 +9,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/hookpipe/hookpipe/dashboard/internal/browser"
+	"github.com/hookpipe/hookpipe/devenv/browser"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/hookpipe/hookpipe/dashboard/internal/stack"
+	"github.com/hookpipe/hookpipe/devenv/stack"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/redis/go-redis/v9"
 )

@@ -10,7 +10,6 @@ package stack
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +29,8 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/hookpipe/hookpipe/devenv/proc"
+	"github.com/hookpipe/hookpipe/task"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/redis/go-redis/v9"
 )
@@ -81,14 +82,14 @@ type Stack struct {
 	mini      *miniredis.Miniredis
 	redisProc *exec.Cmd
 	mu        sync.Mutex // guards procs, which Restart changes
-	procs     []*proc
+	procs     []*child
 	health    map[string]string // component -> health URL
 	done      chan struct{}
 	wg        sync.WaitGroup
 	stopOnce  sync.Once
 }
 
-type proc struct {
+type child struct {
 	name string
 	cmd  *exec.Cmd
 	err  error
@@ -109,7 +110,7 @@ func (o *Options) setDefaults() {
 		o.RedisURL = envOr("REDIS_URL", "redis://127.0.0.1:6379")
 	}
 	if o.Host == "" {
-		o.Host = "127.0.0.1"
+		o.Host = task.LoopbackHost
 	}
 	if o.WebDir == "" {
 		o.WebDir = filepath.Join("dashboard", "web")
@@ -120,7 +121,7 @@ func (o *Options) setDefaults() {
 	for _, p := range []struct {
 		port *int
 		def  int
-	}{{&o.ReceiverPort, 5001}, {&o.RelayPort, 5002}, {&o.DashboardPort, 8080}, {&o.ProducerPort, 5000}} {
+	}{{&o.ReceiverPort, task.ReceiverPort}, {&o.RelayPort, task.RelayPort}, {&o.DashboardPort, task.DashboardPort}, {&o.ProducerPort, task.ProducerPort}} {
 		if *p.port == 0 {
 			*p.port = p.def
 		}
@@ -140,7 +141,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	opts.setDefaults()
 	s := &Stack{opts: opts, log: opts.Log, done: make(chan struct{})}
 	if s.log == nil {
-		s.log = slog.New(slog.NewTextHandler(&prefixWriter{name: "run-all", out: opts.Out}, nil))
+		s.log = slog.New(slog.NewTextHandler(&proc.LineWriter{Name: "run-all", Out: opts.Out}, nil))
 	}
 	if err := s.start(ctx); err != nil {
 		s.Close()
@@ -162,7 +163,7 @@ func (s *Stack) start(ctx context.Context) error {
 	}
 	for _, p := range []*int{&o.ReceiverPort, &o.RelayPort, &o.DashboardPort, &o.ProducerPort} {
 		if *p < 0 {
-			port, err := freePort(o.Host)
+			port, err := proc.FreePort(o.Host)
 			if err != nil {
 				return fmt.Errorf("stack: %w", err)
 			}
@@ -170,7 +171,7 @@ func (s *Stack) start(ctx context.Context) error {
 		}
 	}
 	base := func(port int) string { return "http://" + net.JoinHostPort(o.Host, strconv.Itoa(port)) }
-	s.ReceiverURL = base(o.ReceiverPort) + "/consumetasks"
+	s.ReceiverURL = base(o.ReceiverPort) + task.ReceiverPath
 	s.RelayURL = base(o.RelayPort)
 	s.DashboardURL = base(o.DashboardPort)
 	s.ProducerURL = base(o.ProducerPort)
@@ -218,7 +219,7 @@ func (s *Stack) startNATS() error {
 		return nil
 	}
 	port := 4222
-	if o.NoExternal || !portFree(o.Host, port) {
+	if o.NoExternal || !proc.PortFree(o.Host, port) {
 		port = -1
 	}
 	ns, err := server.NewServer(&server.Options{
@@ -252,7 +253,7 @@ func (s *Stack) startRedis(ctx context.Context) error {
 		return nil
 	}
 	if bin, err := exec.LookPath("redis-server"); err == nil {
-		port, err := freePort(o.Host)
+		port, err := proc.FreePort(o.Host)
 		if err != nil {
 			return fmt.Errorf("stack: %w", err)
 		}
@@ -266,7 +267,7 @@ func (s *Stack) startRedis(ctx context.Context) error {
 		// Every write is on disk before the receiver answers 2xx.
 		cmd := exec.Command(bin, "--bind", o.Host, "--port", strconv.Itoa(port),
 			"--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", "redis.log")
-		cmd.SysProcAttr = childAttr()
+		cmd.SysProcAttr = proc.ChildAttr()
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("stack: redis-server: %w", err)
 		}
@@ -308,13 +309,13 @@ func (s *Stack) spawn(name string, args, env []string) error {
 	bin := filepath.Join(s.opts.BinDir, name)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	w := &prefixWriter{name: name, out: s.opts.Out}
+	w := &proc.LineWriter{Name: name, Out: s.opts.Out}
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = childAttr()
+	cmd.SysProcAttr = proc.ChildAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("stack: start %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	p := &child{name: name, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		w.Flush()
@@ -352,7 +353,7 @@ func (s *Stack) waitHealthy(ctx context.Context, name, url string) error {
 }
 
 // lookup returns the index and process of a component, or -1 and nil.
-func (s *Stack) lookup(name string) (int, *proc) {
+func (s *Stack) lookup(name string) (int, *child) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, p := range s.procs {
@@ -411,10 +412,10 @@ func (s *Stack) Restart(ctx context.Context, name string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("stack: restart %s: %w", name, err)
 	}
-	np := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	np := &child{name: name, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		np.err = cmd.Wait()
-		if w, ok := cmd.Stdout.(*prefixWriter); ok {
+		if w, ok := cmd.Stdout.(*proc.LineWriter); ok {
 			w.Flush()
 		}
 		close(np.done)
@@ -425,7 +426,7 @@ func (s *Stack) Restart(ctx context.Context, name string) error {
 	return s.waitHealthy(ctx, name, s.health[name])
 }
 
-func stopProc(p *proc, grace time.Duration) error {
+func stopProc(p *child, grace time.Duration) error {
 	select {
 	case <-p.done:
 		return nil
@@ -520,63 +521,4 @@ func redisAnswers(url string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	return c.Ping(ctx).Err() == nil
-}
-
-func portFree(host string, port int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
-}
-
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// prefixWriter writes whole lines, each prefixed with a component's name.
-type prefixWriter struct {
-	name string
-	out  io.Writer
-	mu   sync.Mutex
-	buf  []byte
-}
-
-var outMu sync.Mutex // one line at a time across all components
-
-func (w *prefixWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			break
-		}
-		w.emit(w.buf[:i+1])
-		w.buf = w.buf[i+1:]
-	}
-	return len(p), nil
-}
-
-// Flush writes a last line that had no newline.
-func (w *prefixWriter) Flush() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.buf) > 0 {
-		w.emit(append(w.buf, '\n'))
-		w.buf = nil
-	}
-}
-
-func (w *prefixWriter) emit(line []byte) {
-	outMu.Lock()
-	defer outMu.Unlock()
-	fmt.Fprintf(w.out, "%-9s | %s", w.name, line)
 }

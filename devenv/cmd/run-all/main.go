@@ -12,7 +12,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/hookpipe/hookpipe/dashboard/internal/stack"
+	"github.com/hookpipe/hookpipe/devenv/stack"
+	"github.com/hookpipe/hookpipe/task"
 )
 
 func main() {
@@ -21,11 +22,11 @@ func main() {
 	fs.StringVar(&o.BinDir, "bin-dir", "bin", "folder of the receiver, relay, dashboard and producer binaries")
 	fs.StringVar(&o.DataDir, "data-dir", ".data", "folder for the embedded NATS server's and local Redis's data")
 	fs.StringVar(&o.WebDir, "web-dir", "dashboard/web", "the dashboard's static files (app.wasm)")
-	fs.StringVar(&o.Host, "host", "127.0.0.1", "interface every component listens on")
-	fs.IntVar(&o.ReceiverPort, "receiver-port", 5001, "receiver port")
-	fs.IntVar(&o.RelayPort, "relay-port", 5002, "relay port")
-	fs.IntVar(&o.DashboardPort, "dashboard-port", 8080, "dashboard port")
-	fs.IntVar(&o.ProducerPort, "producer-port", 5000, "producer page port")
+	fs.StringVar(&o.Host, "host", task.LoopbackHost, "interface every component listens on")
+	fs.IntVar(&o.ReceiverPort, "receiver-port", task.ReceiverPort, "receiver port")
+	fs.IntVar(&o.RelayPort, "relay-port", task.RelayPort, "relay port")
+	fs.IntVar(&o.DashboardPort, "dashboard-port", task.DashboardPort, "dashboard port")
+	fs.IntVar(&o.ProducerPort, "producer-port", task.ProducerPort, "producer page port")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: run-all [flags]\n\nStarts receiver, relay, dashboard and producer. NATS and Redis are taken from\nNATS_URL and REDIS_URL when they answer; otherwise an embedded NATS server\n(JetStream under --data-dir) and a redis-server from PATH, or else an embedded\nin-memory Redis-compatible server, are started.\n\nFlags:")
 		fs.PrintDefaults()

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookpipe/hookpipe/devenv/proc"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -206,7 +207,7 @@ func startRedis(dir string, port int) (*RedisProcess, error) {
 	for range 20 {
 		pt := port
 		if pt == 0 {
-			if pt, err = FreePort(); err != nil {
+			if pt, err = proc.FreePort("127.0.0.1"); err != nil {
 				return nil, err
 			}
 		}
@@ -214,7 +215,7 @@ func startRedis(dir string, port int) (*RedisProcess, error) {
 			"--save", "", "--appendonly", "yes", "--appendfsync", "always",
 			"--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
 		// Dies with the test binary even when it is killed.
-		cmd.SysProcAttr = deathSignal()
+		cmd.SysProcAttr = proc.ChildAttr()
 		if err := cmd.Start(); err != nil {
 			return nil, err
 		}
@@ -229,16 +230,6 @@ func startRedis(dir string, port int) (*RedisProcess, error) {
 		lastErr = fmt.Errorf("redis-server on port %d did not answer", pt)
 	}
 	return nil, lastErr
-}
-
-// FreePort returns a TCP port of 127.0.0.1 that nothing listens on.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Eventually polls cond every 10 ms until it holds, and fails the test with

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookpipe/hookpipe/task/envflag"
+	"github.com/hookpipe/hookpipe/plumbing/envflag"
 )
 
 type config struct {
@@ -79,9 +79,62 @@ func TestHelpNamesEveryVariable(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("got %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"Usage: svc", "Does things.", "$SVC_ADDR", "$SVC_TIMEOUT", "$SVC_SIZE", "$SVC_BYTES", `(default ":1")`, "-timeout duration"} {
+	for _, want := range []string{"Usage: svc", "Does things.", "$SVC_ADDR", "$SVC_TIMEOUT", "$SVC_SIZE", "$SVC_BYTES", `default ":1"`, "--timeout duration"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+func TestKindsGroupsAndSecrets(t *testing.T) {
+	var (
+		out     bytes.Buffer
+		verbose bool
+		rate    = 1.5
+		wait    = time.Second
+		secret  = ""
+	)
+	env := map[string]string{"SVC_RATE": "2.5", "SVC_WAIT": "0.25", "SVC_SECRET": "whsec_c2VjcmV0"}
+	s := envflag.New("svc run", "Runs.", func(k string) string { return env[k] }, &out)
+	s.Group("Output")
+	s.Bool(&verbose, "verbose", "SVC_VERBOSE", "say more")
+	s.Group("Sending")
+	s.Float64(&rate, "rate", "SVC_RATE", "per second")
+	s.Seconds(&wait, "wait", "SVC_WAIT", "pause")
+	s.Secret(&secret, "secret", "SVC_SECRET", "signing secret")
+	if err := s.Parse([]string{"--verbose"}); err != nil {
+		t.Fatal(err)
+	}
+	if !verbose || rate != 2.5 || wait != 250*time.Millisecond || secret != "whsec_c2VjcmV0" {
+		t.Fatalf("got verbose %v rate %v wait %v secret %q", verbose, rate, wait, secret)
+	}
+	s.Usage()
+	help := out.String()
+	for _, want := range []string{"Usage: svc run [flags]", "Output:\n  --verbose\n", "Sending:\n  --rate number", "--wait duration", "$SVC_SECRET"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("--help lacks %q:\n%s", want, help)
+		}
+	}
+	if strings.Index(help, "Output:") > strings.Index(help, "Sending:") {
+		t.Errorf("groups out of order:\n%s", help)
+	}
+	if strings.Contains(help, "c2VjcmV0") {
+		t.Errorf("--help shows the secret:\n%s", help)
+	}
+
+	// A bad secret is reported without its value.
+	env["SVC_WAIT"] = "soon"
+	s2 := envflag.New("svc", "", func(k string) string { return env[k] }, io.Discard)
+	var w time.Duration
+	s2.Seconds(&w, "wait", "SVC_WAIT", "pause")
+	if err := s2.Parse(nil); err == nil || !strings.Contains(err.Error(), "$SVC_WAIT") {
+		t.Fatalf("bad seconds: %v", err)
+	}
+	s3 := envflag.New("svc", "", func(string) string { return "x" }, io.Discard)
+	var n int
+	s3.Int(&n, "n", "SVC_N", "n")
+	s3.Secret(&secret, "secret", "", "no variable")
+	if err := s3.Parse(nil); err == nil || !strings.Contains(err.Error(), `"x"`) {
+		t.Fatalf("bad int: %v", err)
 	}
 }

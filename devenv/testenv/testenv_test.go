@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/hookpipe/hookpipe/testdata/testenv"
+	"github.com/hookpipe/hookpipe/devenv/testenv"
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 )

@@ -1,7 +1,0 @@
-package testenv
-
-import "syscall"
-
-func deathSignal() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}
