@@ -198,6 +198,26 @@ func (p *RedisProcess) Restart(t testing.TB) {
 	p.cmd = np.cmd
 }
 
+// RestartEmpty kills the server and starts it again on the same port with
+// nothing: as a Redis that keeps nothing on disk comes back from a crash.
+func (p *RedisProcess) RestartEmpty(t testing.TB) {
+	t.Helper()
+	p.Stop()
+	if err := os.RemoveAll(filepath.Join(p.dir, "appendonlydir")); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	p.Restart(t)
+}
+
+// Client returns a go-redis client of the process, closed when the test
+// ends.
+func (p *RedisProcess) Client(t testing.TB) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(p.Port)})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func startRedis(dir string, port int) (*RedisProcess, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {

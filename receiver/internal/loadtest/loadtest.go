@@ -15,12 +15,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/natsconn"
+	"github.com/hookpipe/hookpipe/plumbing/redisconn"
 	"github.com/hookpipe/hookpipe/task"
-	"github.com/redis/go-redis/v9"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 )
 
@@ -120,29 +124,47 @@ func Parse(out string) (Result, error) {
 	return r, nil
 }
 
-// Counts reads the totals per priority that Redis holds under prefix.
-func Counts(ctx context.Context, redisURL, prefix string) (task.Counts, error) {
+// Counts reads the totals per priority that Redis holds under prefix,
+// once the fold has counted everything the stream at natsURL holds: the
+// counts follow the stream within milliseconds, and a reading taken right
+// after a load test would miss the last of them.
+func Counts(ctx context.Context, natsURL, redisURL, prefix string) (task.Counts, error) {
 	var c task.Counts
-	opt, err := redis.ParseURL(redisURL)
+	rdb, err := redisconn.New(redisconn.Options{URL: redisURL}, redisconn.Tuning{})
 	if err != nil {
 		return c, fmt.Errorf("loadtest: %w", err)
 	}
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	m, err := rdb.HGetAll(ctx, task.Keys{Prefix: prefix}.Counts()).Result()
+	nc, err := natsconn.Connect(natsconn.Options{URL: natsURL})
 	if err != nil {
-		return c, fmt.Errorf("loadtest: redis: %w", err)
+		return c, fmt.Errorf("loadtest: %w", err)
 	}
-	for name, v := range m {
-		p, err := task.ParsePriority(name)
-		if err != nil {
-			return c, fmt.Errorf("loadtest: counts hash has field %q", name)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return c, fmt.Errorf("loadtest: %w", err)
+	}
+	keys := task.Keys{Prefix: prefix}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var w, last uint64
+	for {
+		if st, err := js.Stream(ctx, task.StreamName); err == nil {
+			if info, err := st.Info(ctx); err == nil {
+				last = info.State.LastSeq
+			}
 		}
-		if c[p.Index()], err = strconv.ParseInt(v, 10, 64); err != nil {
-			return c, fmt.Errorf("loadtest: count %s = %q", name, v)
+		var ok bool
+		c, w, ok, err = redisconn.ReadCounts(ctx, rdb, keys)
+		if err == nil && ok && w >= last {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return c, fmt.Errorf("loadtest: counts at sequence %d, the stream at %d: %w", w, last, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return c, nil
 }
 
 // Bare serves the baseline: a fasthttp handler that reads the request and
@@ -175,4 +197,61 @@ func (r Result) Summary() string {
 		fmt.Fprintf(&b, " errors %d", r.Errors)
 	}
 	return b.String()
+}
+
+// Buckets is a reading of a Prometheus histogram: cumulative counts by
+// upper bound.
+type Buckets struct {
+	bounds []float64
+	counts []uint64
+}
+
+// Histogram reads the histogram name from reg; empty when there is none.
+func Histogram(reg prometheus.Gatherer, name string) Buckets {
+	families, _ := reg.Gather()
+	for _, f := range families {
+		if f.GetName() != name || len(f.GetMetric()) == 0 {
+			continue
+		}
+		var b Buckets
+		for _, bk := range f.GetMetric()[0].GetHistogram().GetBucket() {
+			b.bounds = append(b.bounds, bk.GetUpperBound())
+			b.counts = append(b.counts, bk.GetCumulativeCount())
+		}
+		return b
+	}
+	return Buckets{}
+}
+
+// Sub returns what was observed between earlier and b.
+func (b Buckets) Sub(earlier Buckets) Buckets {
+	out := Buckets{bounds: b.bounds, counts: slices.Clone(b.counts)}
+	for i := range out.counts {
+		if i < len(earlier.counts) {
+			out.counts[i] -= earlier.counts[i]
+		}
+	}
+	return out
+}
+
+// Quantile returns the q-quantile, interpolated within its bucket as
+// Prometheus's histogram_quantile does; 0 when nothing was observed.
+func (b Buckets) Quantile(q float64) time.Duration {
+	if len(b.counts) == 0 || b.counts[len(b.counts)-1] == 0 {
+		return 0
+	}
+	rank := q * float64(b.counts[len(b.counts)-1])
+	lo, below := 0.0, uint64(0)
+	for i, c := range b.counts {
+		if float64(c) >= rank {
+			hi := b.bounds[i]
+			if c == below {
+				return time.Duration(hi * float64(time.Second))
+			}
+			v := lo + (hi-lo)*(rank-float64(below))/float64(c-below)
+			return time.Duration(v * float64(time.Second)).Round(10 * time.Microsecond)
+		}
+		lo, below = b.bounds[i], c
+	}
+	return time.Duration(lo * float64(time.Second))
 }

@@ -83,7 +83,7 @@ func TestHeyCountsEqualRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := loadtest.Counts(ctx, redisURL, prefix)
+	c, err := loadtest.Counts(ctx, ns.ClientURL(), redisURL, prefix)
 	if err != nil {
 		t.Fatal(err)
 	}

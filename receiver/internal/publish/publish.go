@@ -1,6 +1,7 @@
 // Package publish puts accepted tasks into the JetStream stream, with the
 // webhook id as message id so that the stream itself drops a repeated
-// publish within its duplicate window.
+// publish within its duplicate window, and the task's fingerprint, so that
+// what did not come through a receiver can be told.
 package publish
 
 import (
@@ -27,6 +28,10 @@ import (
 // caller should ask the sender to retry.
 var ErrUnavailable = errors.New("publish: stream unavailable")
 
+// ErrInProcess is the answer of a clustered stream to a publish whose
+// message id another publish is storing right now: retrying is safe.
+var ErrInProcess = errors.New("publish: a message with this id is being stored")
+
 // Publisher publishes tasks to JetStream over one NATS connection.
 //
 // It publishes each task with a reply subject of its own under one inbox
@@ -44,7 +49,8 @@ type Publisher struct {
 	settings task.StreamSettings
 	log      *slog.Logger
 	ready    atomic.Bool // the stream is known to exist
-	ensure   sync.Mutex  // one stream check at a time, not one per request
+	stream   atomic.Pointer[jetstream.Stream]
+	ensure   sync.Mutex // one stream check at a time, not one per request
 
 	inbox   string // the acknowledgements' subjects: inbox + token
 	acks    *nats.Subscription
@@ -73,8 +79,18 @@ type waiter struct {
 
 // ack is the stream's answer to one publish.
 type ack struct {
-	seq uint64 // the message's stream sequence (the first copy's, for a duplicate)
+	Ack
 	err error
+}
+
+// Ack is the stream's acknowledgement of a publish.
+type Ack struct {
+	// Seq is the message's stream sequence; for a duplicate, the sequence
+	// of the copy stored first.
+	Seq uint64
+	// Duplicate says that the stream had the message id already, within
+	// its duplicate window, and stored nothing.
+	Duplicate bool
 }
 
 // Connect connects to NATS at url. It returns at once even when NATS does
@@ -167,20 +183,38 @@ func (p *Publisher) EnsureStream(ctx context.Context) error {
 	if p.ready.Load() {
 		return nil
 	}
-	if _, err := taskstream.Ensure(ctx, p.js, p.settings, p.log); err != nil {
+	st, err := taskstream.Ensure(ctx, p.js, p.settings, p.log)
+	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
+	p.stream.Store(&st)
 	p.ready.Store(true)
 	return nil
 }
 
 // Publish stores data on subject and waits for the stream's
-// acknowledgement, until ctx ends; it returns the message's stream
-// sequence. A non-empty id is the message id the stream deduplicates on.
-func (p *Publisher) Publish(ctx context.Context, id, subject string, data []byte) (seq uint64, err error) {
-	pd := p.Start(id, subject, data)
+// acknowledgement, until ctx ends. A non-empty id is the message id the
+// stream deduplicates on; fingerprint is the task's (task.Fingerprint).
+func (p *Publisher) Publish(ctx context.Context, id, subject string, data []byte, fingerprint string) (Ack, error) {
+	pd := p.Start(id, subject, data, fingerprint)
 	p.Flush()
 	return pd.Wait(ctx)
+}
+
+// Stored returns the data of the message the stream holds at seq.
+func (p *Publisher) Stored(ctx context.Context, seq uint64) ([]byte, error) {
+	st := p.stream.Load()
+	if st == nil {
+		if err := p.EnsureStream(ctx); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		st = p.stream.Load()
+	}
+	m, err := (*st).GetMsg(ctx, seq)
+	if err != nil {
+		return nil, fmt.Errorf("publish: stored message %d: %w", seq, err)
+	}
+	return m.Data, nil
 }
 
 // Pending is a publish on its way: Wait for its acknowledgement.
@@ -191,8 +225,8 @@ type Pending struct {
 	err   error // the publish failed at once
 	// Set when Start could not send (the stream is not known to exist):
 	// Wait checks the stream and publishes.
-	id, subject string
-	data        []byte
+	id, subject, fingerprint string
+	data                     []byte
 }
 
 // Start queues data for subject, for the next Flush, and returns the
@@ -200,9 +234,9 @@ type Pending struct {
 // publishes of many requests in a row, and Flush them together; when the
 // stream is not known to exist it leaves the publish to Wait, which checks
 // first. A non-empty id is the message id the stream deduplicates on.
-func (p *Publisher) Start(id, subject string, data []byte) *Pending {
+func (p *Publisher) Start(id, subject string, data []byte, fingerprint string) *Pending {
 	if !p.ready.Load() {
-		return &Pending{p: p, id: id, subject: subject, data: data}
+		return &Pending{p: p, id: id, subject: subject, data: data, fingerprint: fingerprint}
 	}
 	w := p.pool.Get().(*waiter)
 	p.busy.Add(1)
@@ -211,9 +245,10 @@ func (p *Publisher) Start(id, subject string, data []byte) *Pending {
 	token := p.next
 	p.waiting[token] = w
 	p.mu.Unlock()
-	msg := &nats.Msg{Subject: subject, Reply: p.inbox + strconv.FormatUint(token, 36), Data: data}
+	msg := &nats.Msg{Subject: subject, Reply: p.inbox + strconv.FormatUint(token, 36), Data: data,
+		Header: nats.Header{task.HeaderFingerprint: []string{fingerprint}}}
 	if id != "" {
-		msg.Header = nats.Header{jetstream.MsgIDHeader: []string{id}}
+		msg.Header[jetstream.MsgIDHeader] = []string{id}
 	}
 	select {
 	case p.out <- outgoing{msg, token}:
@@ -225,23 +260,23 @@ func (p *Publisher) Start(id, subject string, data []byte) *Pending {
 	return &Pending{p: p, token: token, w: w, subject: subject}
 }
 
-// Wait returns the message's stream sequence once the stream acknowledged
-// the publish, or why it did not: the stream failed it, or ctx ended.
-func (pd *Pending) Wait(ctx context.Context) (seq uint64, err error) {
+// Wait returns the stream's acknowledgement of the publish, or why there
+// is none: the stream failed it, or ctx ended.
+func (pd *Pending) Wait(ctx context.Context) (Ack, error) {
 	p := pd.p
 	switch {
 	case pd.err != nil:
-		return 0, pd.err
+		return Ack{}, pd.err
 	case pd.w == nil:
 		if p.nc.Status() != nats.CONNECTED {
-			return 0, fmt.Errorf("%w: nats %s", ErrUnavailable, p.nc.Status())
+			return Ack{}, fmt.Errorf("%w: nats %s", ErrUnavailable, p.nc.Status())
 		}
 		if err := p.EnsureStream(ctx); err != nil {
-			return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+			return Ack{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-		next := p.Start(pd.id, pd.subject, pd.data)
+		next := p.Start(pd.id, pd.subject, pd.data, pd.fingerprint)
 		if next.w == nil && next.err == nil {
-			return 0, fmt.Errorf("%w: publish %s: stream gone again", ErrUnavailable, pd.subject)
+			return Ack{}, fmt.Errorf("%w: publish %s: stream gone again", ErrUnavailable, pd.subject)
 		}
 		p.Flush()
 		return next.Wait(ctx)
@@ -252,7 +287,7 @@ func (pd *Pending) Wait(ctx context.Context) (seq uint64, err error) {
 	case a = <-pd.w.done:
 	case <-ctx.Done():
 		if p.giveUp(pd.token, pd.w) {
-			return 0, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, pd.subject, ctx.Err())
+			return Ack{}, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, pd.subject, ctx.Err())
 		}
 		// The answer came as the deadline passed and is on its way: take
 		// it, rather than fail a publish the stream may have stored.
@@ -260,9 +295,9 @@ func (pd *Pending) Wait(ctx context.Context) (seq uint64, err error) {
 	}
 	p.pool.Put(pd.w)
 	if a.err != nil {
-		return 0, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, pd.subject, a.err)
+		return Ack{}, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, pd.subject, a.err)
 	}
-	return a.seq, nil
+	return a.Ack, nil
 }
 
 // giveUp stops waiting for token's acknowledgement, and reports whether it
@@ -302,7 +337,10 @@ func (p *Publisher) answer(token uint64, a ack) {
 	}
 }
 
-var seqField = []byte(`"seq":`)
+var (
+	seqField       = []byte(`"seq":`)
+	duplicateField = []byte(`"duplicate":`)
+)
 
 // readAck reads the stream's answer: the sequence it stored the message
 // at (or, for a duplicate, the first copy's), or why it did not. Only a
@@ -322,6 +360,9 @@ func (p *Publisher) readAck(m *nats.Msg) ack {
 		if err := json.Unmarshal(m.Data, &a); err != nil || a.Error == nil {
 			return ack{err: fmt.Errorf("unreadable acknowledgement %q", m.Data)}
 		}
+		if a.Error.ErrorCode == jsErrDuplicateInProcess {
+			return ack{err: fmt.Errorf("%w: %w", ErrInProcess, a.Error)}
+		}
 		return ack{err: a.Error}
 	}
 	_, rest, ok := bytes.Cut(m.Data, seqField)
@@ -333,8 +374,19 @@ func (p *Publisher) readAck(m *nats.Msg) ack {
 	if n == 0 {
 		return ack{err: fmt.Errorf("unreadable acknowledgement %q", m.Data)}
 	}
-	return ack{seq: seq}
+	return ack{Ack: Ack{Seq: seq, Duplicate: isDuplicate(m.Data)}}
 }
+
+// isDuplicate reports whether an acknowledgement says "duplicate": true
+// (the server writes it with a space, which JSON may or may not have).
+func isDuplicate(data []byte) bool {
+	_, rest, ok := bytes.Cut(data, duplicateField)
+	return ok && bytes.HasPrefix(bytes.TrimLeft(rest, " "), []byte("true"))
+}
+
+// jsErrDuplicateInProcess is JetStream's error code for "duplicate message
+// id is in process".
+const jsErrDuplicateInProcess = 10158
 
 // failAll answers every publish still waiting with err: after a
 // disconnection their acknowledgements will not come.

@@ -32,11 +32,17 @@ func connect(t *testing.T, url string) (*publish.Publisher, jetstream.JetStream)
 	return p, js
 }
 
-func publishSeq(p *publish.Publisher, id string, i int) (uint64, error) {
+func publishAck(p *publish.Publisher, id string, i int) (publish.Ack, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	t := task.Task{BatchID: "0f8fad5b-d9cb-469f-a165-70867728950e", ID: int64(i), Owner: "Ada", Priority: task.Priorities[i%task.NumPriorities]}
-	return p.Publish(ctx, id, t.Priority.Subject(), t.Encode())
+	data := t.Encode()
+	return p.Publish(ctx, id, t.Priority.Subject(), data, task.Fingerprint(data))
+}
+
+func publishSeq(p *publish.Publisher, id string, i int) (uint64, error) {
+	a, err := publishAck(p, id, i)
+	return a.Seq, err
 }
 
 func publishOne(p *publish.Publisher, id string, i int) error {
@@ -166,5 +172,33 @@ func TestPublishFailsFastWhenNATSGoes(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("publish with NATS gone took %v", d)
+	}
+}
+
+// The stream says when it had a message id already, with the sequence of
+// the copy it keeps, which Stored reads back with its fingerprint header.
+func TestDuplicateAckAndStored(t *testing.T) {
+	ns := testenv.NATS(t)
+	p, js := connect(t, ns.ClientURL())
+	first, err := publishAck(p, "msg_dup", 5)
+	if err != nil || first.Duplicate {
+		t.Fatalf("first publish: %+v %v", first, err)
+	}
+	again, err := publishAck(p, "msg_dup", 6) // another task under the same id
+	if err != nil || !again.Duplicate || again.Seq != first.Seq {
+		t.Fatalf("repeated id: %+v %v, want a duplicate of %d", again, err, first.Seq)
+	}
+	data, err := p.Stored(context.Background(), first.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := task.Decode(data)
+	if err != nil || tk.ID != 5 {
+		t.Fatalf("stored %s, %v: want task 5", data, err)
+	}
+	s, _ := js.Stream(context.Background(), task.StreamName)
+	m, err := s.GetMsg(context.Background(), first.Seq)
+	if err != nil || !task.FingerprintMatches(m.Header.Get(task.HeaderFingerprint), m.Data) {
+		t.Fatalf("stored message lacks its fingerprint: %v %v", m.Header, err)
 	}
 }

@@ -52,9 +52,14 @@ type Config struct {
 	// RetryAfter is what a 503 asks the sender to wait; default 1s.
 	// HOOKPIPE_RETRY_AFTER.
 	RetryAfter time.Duration
-	// DedupeTTL is how long a webhook id is remembered; default 24h.
-	// HOOKPIPE_DEDUPE_TTL.
+	// DedupeTTL is how long after its task was stored a webhook id is
+	// remembered in Redis; default 24h, at least the duplicate window and
+	// at most the stream's max age (the fold rebuilds the ids from the
+	// stream when Redis loses them). HOOKPIPE_DEDUPE_TTL.
 	DedupeTTL time.Duration
+	// KeepBatches is how many of the most recently active batches Redis
+	// and the checkpoints keep; default 10,000. HOOKPIPE_KEEP_BATCHES.
+	KeepBatches int
 	// Stream holds the limits of the TASKS stream: max age 24h
 	// (HOOKPIPE_STREAM_MAX_AGE), max bytes 1 GiB (HOOKPIPE_STREAM_MAX_BYTES),
 	// duplicate window 10m (HOOKPIPE_DUPLICATE_WINDOW), which must be wider
@@ -91,6 +96,7 @@ func DefaultConfig() Config {
 		Timeout:         2 * time.Second,
 		RetryAfter:      time.Second,
 		DedupeTTL:       24 * time.Hour,
+		KeepBatches:     10000,
 		Stream:          task.DefaultStreamSettings(),
 		Concurrency:     256 * 1024,
 		ReadTimeout:     10 * time.Second,
@@ -116,6 +122,12 @@ func (c *Config) Validate() error {
 		// Past the dedupe TTL a retry is counted again while the stream
 		// would still drop it.
 		return errors.New("receiver: --dedupe-ttl must be at least --duplicate-window")
+	case c.DedupeTTL > c.Stream.MaxAge:
+		// Ids the stream no longer holds cannot be rebuilt after a Redis
+		// loss, and would be remembered beyond their task.
+		return errors.New("receiver: --dedupe-ttl must not exceed --stream-max-age")
+	case c.KeepBatches < 1000 || c.KeepBatches > 20000:
+		return fmt.Errorf("receiver: --keep-batches %d must be 1,000 to 20,000 (a checkpoint must fit one NATS message)", c.KeepBatches)
 	case c.Concurrency < 1:
 		return errors.New("receiver: --concurrency must be positive")
 	}
@@ -154,7 +166,8 @@ func (c *Config) Parse(args []string, getenv func(string) string, out io.Writer)
 	fs.Int(&c.MaxBodySize, "max-body-size", "HOOKPIPE_MAX_BODY_SIZE", "largest request body in bytes, else 413")
 	fs.Duration(&c.Timeout, "timeout", "HOOKPIPE_RECEIVER_TIMEOUT", "deadline for the Redis and NATS work of one request, else 503")
 	fs.Duration(&c.RetryAfter, "retry-after", "HOOKPIPE_RETRY_AFTER", "wait a 503 asks for")
-	fs.Duration(&c.DedupeTTL, "dedupe-ttl", "HOOKPIPE_DEDUPE_TTL", "how long a webhook id is remembered; at least --duplicate-window")
+	fs.Duration(&c.DedupeTTL, "dedupe-ttl", "HOOKPIPE_DEDUPE_TTL", "how long after its task was stored a webhook id is remembered; from --duplicate-window to --stream-max-age")
+	fs.Int(&c.KeepBatches, "keep-batches", "HOOKPIPE_KEEP_BATCHES", "how many of the most recently active batches are kept")
 	fs.Group("Stream")
 	taskstream.Bind(fs, &c.Stream)
 	fs.Group("Limits")

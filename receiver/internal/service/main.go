@@ -11,11 +11,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/natsconn"
 	"github.com/hookpipe/hookpipe/plumbing/redisconn"
-	"github.com/hookpipe/hookpipe/receiver/internal/counter"
+	"github.com/hookpipe/hookpipe/receiver/internal/fold"
+	"github.com/hookpipe/hookpipe/receiver/internal/ingest"
 	"github.com/hookpipe/hookpipe/receiver/internal/publish"
+	"github.com/hookpipe/hookpipe/receiver/internal/seen"
 	"github.com/hookpipe/hookpipe/receiver/internal/webhook"
 	"github.com/hookpipe/hookpipe/task"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 )
@@ -28,11 +33,15 @@ type Main struct {
 	// when nil.
 	Log *slog.Logger
 
-	// Metrics counts requests and failures; it is served at /metrics.
-	Metrics webhook.Metrics
+	// Metrics counts requests, failures and the fold's work; it is served
+	// at /metrics. Run sets it.
+	Metrics *webhook.Metrics
+	// Fold is the receiver's fold of the stream into Redis; Run sets it.
+	Fold *fold.Fold
 
 	rdb    redis.UniversalClient
 	pub    *publish.Publisher
+	foldNC *nats.Conn
 	srv    *fasthttp.Server
 	ln     net.Listener
 	cancel context.CancelFunc
@@ -101,27 +110,45 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("receiver: listen: %w", err)
 	}
 
+	// The fold reads the stream on a connection of its own, so that its
+	// deliveries never queue behind the publishes of requests.
+	m.foldNC, err = natsconn.Connect(c.NATS, nats.Name("hookpipe-receiver-fold"), nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	if err != nil {
+		m.ln.Close()
+		m.rdb.Close()
+		m.pub.Close(ctx)
+		return fmt.Errorf("receiver: fold: %w", err)
+	}
+	foldJS, err := jetstream.New(m.foldNC)
+	if err != nil {
+		m.foldNC.Close()
+		m.ln.Close()
+		m.rdb.Close()
+		m.pub.Close(ctx)
+		return fmt.Errorf("receiver: fold: %w", err)
+	}
+
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
-	cnt := counter.New(m.rdb, counter.Options{
-		Keys: task.Keys{Prefix: c.KeyPrefix}, SeenTTL: c.DedupeTTL, Timeout: c.Timeout, Log: m.Log,
-		// The counter's pipeline starts the publishes of a batch as soon
-		// as Redis counted it, so that they leave in one write.
-		Start: func(id, subject string, encoded []byte) counter.Started {
-			return m.pub.Start(id, subject, encoded)
-		},
-		Flush: m.pub.Flush,
+	keys := task.Keys{Prefix: c.KeyPrefix}
+	m.Metrics = webhook.NewMetrics()
+	m.Fold = fold.New(foldJS, m.rdb, fold.Options{
+		Keys: keys, Stream: c.Stream, SeenTTL: c.DedupeTTL, KeepBatches: c.KeepBatches,
+		Timeout: c.Timeout, Log: m.Log, Metrics: fold.NewMetrics(m.Metrics.Registry),
 	})
-	m.wg.Go(func() { cnt.Run(runCtx) })
+	seenStore := seen.New(m.rdb, seen.Options{Keys: keys, Timeout: c.Timeout})
+	m.wg.Go(func() { m.Fold.Run(runCtx) })
+	m.wg.Go(func() { seenStore.Run(runCtx) })
 	m.wg.Go(func() { m.ensureStream(runCtx) })
 
 	h := &webhook.Handler{
-		Counter:    cnt,
+		Acceptor:   &ingest.Acceptor{Seen: seenStore, Stream: m.pub, Backlogged: m.Fold.Backlogged},
 		Path:       c.Path,
 		Timeout:    c.Timeout,
 		RetryAfter: c.RetryAfter,
 		Ready:      m.ready,
-		Metrics:    &m.Metrics,
+		Metrics:    m.Metrics,
 		Log:        m.Log,
 	}
 	if len(secrets) > 0 {
@@ -204,6 +231,7 @@ func (m *Main) Close() error {
 	errPub := m.pub.Close(ctx)
 	m.cancel()
 	m.wg.Wait()
+	m.foldNC.Close()
 	errRedis := m.rdb.Close()
 	return errors.Join(errSrv, errPub, errRedis)
 }

@@ -1,6 +1,7 @@
 // Package webhook is the receiver's HTTP side: it takes task webhooks on
 // fasthttp, checks method, content type, signature and body, and answers 200
-// only once the task is counted in Redis and acknowledged by the stream.
+// only once the stream acknowledged the task (the fold counts it from
+// there).
 package webhook
 
 import (
@@ -14,36 +15,28 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hookpipe/hookpipe/receiver/internal/counter"
+	"github.com/hookpipe/hookpipe/receiver/internal/ingest"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/valyala/fasthttp"
 )
 
-// Counter deduplicates and counts tasks, and starts the publish of each
-// task the stream must get.
-type Counter interface {
-	// CountThenStart counts t, whose canonical encoding is encoded,
-	// unless id was counted before; it returns "" when it counted, else
-	// the state recorded for id (counter.SeenCounted or counter.SeenPublished),
-	// or task.ErrIDReused when id was counted for another task. When the
-	// stream must get t (prev is "" or counter.SeenCounted), pub is its
-	// publish, started as soon as Redis answered.
-	CountThenStart(ctx context.Context, id string, t task.Task, encoded []byte, now time.Time) (prev string, pub counter.Started, err error)
-	// MarkPublished records that the stream holds the task of id.
-	MarkPublished(ctx context.Context, id string, encoded []byte) error
-	// Uncount takes back a count of a task without an id.
-	Uncount(ctx context.Context, t task.Task) error
+// Acceptor takes a verified, decoded task in; *ingest.Acceptor is one.
+type Acceptor interface {
+	Accept(ctx context.Context, id string, t task.Task, encoded []byte) (ingest.Outcome, error)
 }
+
+var _ Acceptor = (*ingest.Acceptor)(nil)
 
 // Handler answers webhook requests. Its fields must be set before the first
 // request and not changed after.
 type Handler struct {
-	Counter Counter
+	Acceptor Acceptor
 	// Verifier checks signatures; nil accepts unsigned requests.
 	Verifier *task.Verifier
 	// Path is where webhooks are posted; default "/consumetasks".
 	Path string
-	// Timeout bounds the Redis and stream work of one request; default 2s.
+	// Timeout bounds the Redis lookup and the stream's acknowledgement of
+	// one request; default 2s.
 	Timeout time.Duration
 	// RetryAfter is sent with every 503; default 1s.
 	RetryAfter time.Duration
@@ -56,9 +49,10 @@ type Handler struct {
 	// Now returns the time; default time.Now. Tests move it.
 	Now func() time.Time
 
-	// Whether Redis and NATS failed last time, so that an outage is logged
-	// when it starts and when it ends rather than once per request.
-	redisDown, natsDown atomic.Bool
+	// Whether Redis, NATS and the fold failed last time, so that an outage
+	// is logged when it starts and when it ends rather than once per
+	// request.
+	redisDown, natsDown, foldDown atomic.Bool
 }
 
 // Errors of the request itself. Each maps to one status in status().
@@ -68,8 +62,6 @@ var (
 	errContentType = errors.New("content type must be application/json")
 	errTooLarge    = errors.New("body too large")
 	errBadID       = &task.FieldError{Field: task.HeaderID, Problem: "must be 1 to 256 printable ASCII characters"}
-	errRedis       = errors.New("could not record the task: redis unavailable, retry later")
-	errStream      = errors.New("could not publish the task: stream unavailable, retry later")
 	errTimeout     = errors.New("request not received in time")
 	errHeaders     = errors.New("request headers too large")
 )
@@ -79,12 +71,8 @@ var (
 const maxIDLen = 256
 
 var (
-	bodyDuplicate = []byte(`{"status":"duplicate"}`)
-	// The beginnings of a 200 with the task's stream sequence.
-	statusAccepted  = `{"status":"accepted"`
-	statusDuplicate = `{"status":"duplicate"`
-	bodyOK          = []byte(`{"status":"ok"}`)
-	contentJSON     = []byte("application/json")
+	bodyOK      = []byte(`{"status":"ok"}`)
+	contentJSON = []byte("application/json")
 )
 
 // ServeFastHTTP routes a request.
@@ -98,8 +86,7 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 	case string(path) == "/readyz":
 		h.readyz(ctx)
 	case string(path) == "/metrics":
-		ctx.SetContentType("text/plain; version=0.0.4")
-		h.Metrics.WriteTo(ctx)
+		h.Metrics.serve(ctx)
 	default:
 		h.fail(ctx, errNotFound)
 	}
@@ -121,9 +108,9 @@ func (h *Handler) now() time.Time {
 
 func (h *Handler) ingest(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
-	h.Metrics.inFlight.Add(1)
+	h.Metrics.inFlight.Inc()
 	defer func() {
-		h.Metrics.inFlight.Add(-1)
+		h.Metrics.inFlight.Dec()
 		h.Metrics.observe(ctx.Response.StatusCode(), time.Since(start))
 	}()
 
@@ -168,68 +155,40 @@ func (h *Handler) ingest(ctx *fasthttp.RequestCtx) {
 	defer rctx.release()
 
 	data := t.AppendJSON(make([]byte, 0, 160))
-	prev, pub, err := h.Counter.CountThenStart(rctx, id, t, data, now)
-	if errors.Is(err, task.ErrIDReused) {
+	out, err := h.Acceptor.Accept(rctx, id, t, data)
+	switch {
+	case err == nil:
+		h.up(&h.redisDown, "redis")
+		h.up(&h.natsDown, "nats")
+		h.up(&h.foldDown, "fold")
+	case errors.Is(err, task.ErrIDReused):
+		h.fail(ctx, err)
+		return
+	case errors.Is(err, ingest.ErrSeenUnavailable):
+		h.Metrics.RedisFailures.Inc()
+		h.down(&h.redisDown, "redis", err)
+		h.fail(ctx, err)
+		return
+	case errors.Is(err, ingest.ErrBacklog):
+		h.Metrics.BacklogRefusals.Inc()
+		h.down(&h.foldDown, "fold", err)
+		h.fail(ctx, err)
+		return
+	default:
+		h.Metrics.PublishFailures.Inc()
+		h.down(&h.natsDown, "nats", err)
 		h.fail(ctx, err)
 		return
 	}
-	if err != nil {
-		h.Metrics.RedisFailures.Add(1)
-		h.down(&h.redisDown, "redis", err)
-		h.fail(ctx, errRedis)
-		return
-	}
-	h.up(&h.redisDown, "redis")
-	if prev == counter.SeenPublished {
-		h.Metrics.Duplicates.Add(1)
-		h.json(ctx, fasthttp.StatusOK, bodyDuplicate)
-		return
-	}
-	// New, or counted by an earlier delivery whose publish was not
-	// acknowledged: the counter published it (again) as soon as Redis
-	// answered. The stream drops the copy if the earlier publish did land
-	// after all.
-	seq, err := pub.Wait(rctx)
-	if err != nil {
-		h.Metrics.PublishFailures.Add(1)
-		h.down(&h.natsDown, "nats", err)
-		if id == "" && prev == "" {
-			// Without an id the retry counts again: take this count back,
-			// so that the 503 leaves nothing behind.
-			uctx, cancel := context.WithTimeout(context.Background(), timeout)
-			if err := h.Counter.Uncount(uctx, t); err != nil {
-				h.Log.Error("count of a failed request without webhook-id not confirmed taken back", "err", err)
-			}
-			cancel()
-		}
-		h.fail(ctx, errStream)
-		return
-	}
-	h.up(&h.natsDown, "nats")
-	if id != "" {
-		if err := h.Counter.MarkPublished(rctx, id, data); err != nil {
-			// Counted and published, but a later delivery of id could not
-			// tell: have the sender retry until the mark is recorded.
-			h.Metrics.RedisFailures.Add(1)
-			h.down(&h.redisDown, "redis", err)
-			h.fail(ctx, errRedis)
-			return
-		}
-	}
-	status := statusAccepted
-	if prev == counter.SeenCounted {
-		h.Metrics.Duplicates.Add(1)
-		status = statusDuplicate
+	a := task.Answer{Status: task.StatusAccepted, Seq: out.Seq}
+	if out.Duplicate {
+		a.Status = task.StatusDuplicate
+		h.Metrics.Duplicates.Inc()
 	} else {
-		h.Metrics.Accepted.Add(1)
+		h.Metrics.Accepted.Inc()
 	}
-	// The task's stream sequence, as relay frames carry it, so that a
-	// sender can find its task in them.
 	var b [64]byte
-	answer := append(b[:0], status...)
-	answer = append(answer, `,"seq":`...)
-	answer = strconv.AppendUint(answer, seq, 10)
-	h.json(ctx, fasthttp.StatusOK, append(answer, '}'))
+	h.json(ctx, fasthttp.StatusOK, a.AppendJSON(b[:0]))
 }
 
 // down logs the start of an outage of a dependency, once.
@@ -278,7 +237,7 @@ func status(err error) int {
 		return fasthttp.StatusUnauthorized
 	case errors.Is(err, task.ErrIDReused):
 		return fasthttp.StatusConflict
-	case errors.Is(err, errRedis), errors.Is(err, errStream):
+	case errors.Is(err, ingest.ErrSeenUnavailable), errors.Is(err, ingest.ErrStreamUnavailable), errors.Is(err, ingest.ErrBacklog):
 		return fasthttp.StatusServiceUnavailable
 	case errors.Is(err, errTimeout):
 		return fasthttp.StatusRequestTimeout
@@ -288,16 +247,9 @@ func status(err error) int {
 	return fasthttp.StatusInternalServerError
 }
 
-// errorBody is the JSON of every error answer.
-type errorBody struct {
-	Error string `json:"error"`
-	// Field names the offending field when the task itself is wrong.
-	Field string `json:"field,omitempty"`
-}
-
 func (h *Handler) fail(ctx *fasthttp.RequestCtx, err error) {
 	code := status(err)
-	body := errorBody{Error: err.Error()}
+	body := task.ErrorAnswer{Error: errorText(err)}
 	var fe *task.FieldError
 	if errors.As(err, &fe) {
 		body.Field = fe.Field
@@ -317,6 +269,17 @@ func (h *Handler) json(ctx *fasthttp.RequestCtx, code int, body []byte) {
 	ctx.SetStatusCode(code)
 	ctx.Response.Header.SetContentTypeBytes(contentJSON)
 	ctx.SetBody(body)
+}
+
+// errorText is what an error answer says: for a 503, the reason without
+// its causes, which name internals.
+func errorText(err error) string {
+	for _, e := range []error{ingest.ErrSeenUnavailable, ingest.ErrStreamUnavailable, ingest.ErrBacklog} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return err.Error()
 }
 
 // ErrorHandler answers requests fasthttp itself refused, such as bodies
