@@ -13,7 +13,7 @@ GOBIN   := $(shell $(GO) env GOPATH)/bin
 HEY     := $(GOBIN)/hey
 FUZZTIME ?= 10s
 
-.PHONY: help build wasm run-all test lint fuzz bench bench-receiver bench-relay bench-dashboard loadtest replay replay-same-ids hey clean
+.PHONY: help build wasm run-all test lint fuzz bench bench-receiver bench-relay bench-dashboard loadtest verify replay replay-same-ids hey clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ bench-dashboard: wasm ## cold and warm load of the PWA in headless Chromium, and
 
 loadtest: hey ## hey against the running receiver; checks Redis counted every 200
 	$(GO) run ./receiver/cmd/loadtest run
+
+verify: ## compare Redis's counts with what the stream implies, per priority and per batch (VERIFY_FLAGS=--repair rebuilds)
+	$(GO) run ./receiver verify $(VERIFY_FLAGS)
 
 replay: ## replay every committed batch against the running receiver, counts before and after
 	$(GO) run ./producer replay --speed max --counts testdata/batches/*.jsonl

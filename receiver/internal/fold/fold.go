@@ -287,6 +287,17 @@ func (f *Fold) session(ctx context.Context, ok func()) error {
 				if f.call(ctx, func(ctx context.Context) error { return f.rdb.Ping(ctx).Err() }) == nil {
 					return errResync
 				}
+				continue
+			}
+			// Redis may lose its projection, or go back, while no event comes
+			// to show it: look.
+			var rw uint64
+			var have bool
+			if f.call(ctx, func(ctx context.Context) (err error) {
+				rw, have, err = f.proj.Watermark(ctx)
+				return err
+			}) == nil && (!have || rw < cursor) {
+				return errRestore
 			}
 			continue
 		case m := <-msgs:

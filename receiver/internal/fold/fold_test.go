@@ -22,7 +22,7 @@ import (
 
 // world is a stream and a Redis for folds to work on.
 type world struct {
-	t    *testing.T
+	t    testing.TB
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	rdb  *redis.Client
@@ -32,7 +32,7 @@ type world struct {
 
 // newWorld starts NATS and uses the shared Redis, or a private
 // redis-server when the test breaks Redis (rp is nil otherwise).
-func newWorld(t *testing.T, private bool, stream task.StreamSettings) (*world, *testenv.RedisProcess) {
+func newWorld(t testing.TB, private bool, stream task.StreamSettings) (*world, *testenv.RedisProcess) {
 	t.Helper()
 	ns := testenv.NATS(t)
 	nc, err := nats.Connect(ns.ClientURL())

@@ -46,6 +46,7 @@ func (f *Fold) RebuildSeen(ctx context.Context, from, to uint64) (int, error) {
 		return 0, err
 	}
 	n := 0
+	next := from
 	evs := make([]Event, 0, 1000)
 	flush := func() error {
 		err := f.call(ctx, func(ctx context.Context) error { return f.proj.writeSeen(ctx, evs, f.opts.SeenTTL, time.Now()) })
@@ -58,7 +59,7 @@ func (f *Fold) RebuildSeen(ctx context.Context, from, to uint64) (int, error) {
 		return err
 	}
 	for {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(f.opts.Timeout))
+		batch, err := cons.Fetch(int(min(1000, to-next+1)), jetstream.FetchMaxWait(f.opts.Timeout))
 		if err != nil {
 			return n, err
 		}
@@ -66,6 +67,9 @@ func (f *Fold) RebuildSeen(ctx context.Context, from, to uint64) (int, error) {
 		for m := range batch.Messages() {
 			got++
 			evs = f.take(evs, m)
+			if len(evs) > 0 {
+				next = evs[len(evs)-1].Seq + 1
+			}
 			if len(evs) > 0 && evs[len(evs)-1].Seq >= to {
 				if err := flush(); err != nil {
 					return n, err

@@ -55,7 +55,7 @@ func start(t testing.TB, natsURL, redisURL, prefix string, configure func(*servi
 	if err := m.Config.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	m.Log = slog.New(slog.NewTextHandler(logOut(), nil))
+	m.Log = slog.New(slog.NewTextHandler(logOut(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -318,18 +318,39 @@ func TestConfigFromEnvAndFlags(t *testing.T) {
 	}
 }
 
-// underLoad posts tasks with fresh ids from 8 workers, retrying each on
-// anything but a 200 the way a webhook sender does, while outage runs in
-// the test's goroutine; it keeps posting until outage has returned and at
-// least min ids were accepted. It returns the ids that got a 200.
-func underLoad(t *testing.T, e *env, name string, min int, outage func()) map[string]task.Task {
+// load is traffic from retrying senders while a test breaks something.
+type load struct {
+	mu       sync.Mutex
+	accepted map[string]task.Task // ids answered 200
+	answers  int                  // 200s answered, duplicates included
+	refused  int                  // 503s and failed connections
+}
+
+// Accepted returns how many ids were answered 200 so far.
+func (l *load) Accepted() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.accepted)
+}
+
+// Refused returns how many attempts got a 503 or no answer so far.
+func (l *load) Refused() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refused
+}
+
+// underLoad posts tasks with fresh ids from 8 workers, to urls in turn,
+// retrying each on anything but a 200 the way a webhook sender does, while
+// outage runs in the test's goroutine; it keeps posting until outage has
+// returned and at least min ids were accepted.
+func underLoad(t *testing.T, urls []string, name string, min int, outage func(l *load)) *load {
 	t.Helper()
+	l := &load{accepted: map[string]task.Task{}}
 	var (
-		mu       sync.Mutex
-		accepted = map[string]task.Task{}
-		next     = make(chan int)
-		stop     = make(chan struct{})
-		wg       sync.WaitGroup
+		next = make(chan int)
+		stop = make(chan struct{})
+		wg   sync.WaitGroup
 	)
 	for range 8 {
 		wg.Go(func() {
@@ -337,11 +358,12 @@ func underLoad(t *testing.T, e *env, name string, min int, outage func()) map[st
 				id := fmt.Sprintf("msg_%s_%d", name, i)
 				tk := sampleTask(i)
 				for attempt := 0; ; attempt++ {
-					r := e.post(t, id, tk.Encode(), nil)
+					r := postTo(urls[(i+attempt)%len(urls)], id, tk.Encode())
 					if r.status == 200 {
-						mu.Lock()
-						accepted[id] = tk
-						mu.Unlock()
+						l.mu.Lock()
+						l.accepted[id] = tk
+						l.answers++
+						l.mu.Unlock()
 						break
 					}
 					if r.status != 503 && r.status != -1 {
@@ -351,7 +373,10 @@ func underLoad(t *testing.T, e *env, name string, min int, outage func()) map[st
 					if r.status == 503 && r.header.Get("Retry-After") == "" {
 						t.Errorf("503 without Retry-After")
 					}
-					if attempt > 400 {
+					l.mu.Lock()
+					l.refused++
+					l.mu.Unlock()
+					if attempt > 1200 {
 						t.Errorf("id %s never accepted", id)
 						return
 					}
@@ -365,44 +390,63 @@ func underLoad(t *testing.T, e *env, name string, min int, outage func()) map[st
 		defer close(feed)
 		defer close(next)
 		for i := 0; ; i++ {
-			mu.Lock()
-			n := len(accepted)
-			mu.Unlock()
 			select {
 			case <-stop:
-				if n >= min {
+				if l.Accepted() >= min {
 					return
 				}
 			default:
 			}
 			select {
 			case next <- i:
-			case <-time.After(30 * time.Second): // every worker gave up
+			case <-time.After(60 * time.Second): // every worker gave up
 				return
 			}
 		}
 	}()
-	outage()
+	outage(l)
 	close(stop)
 	<-feed
 	wg.Wait()
-	return accepted
+	if l.Accepted() < min {
+		t.Fatalf("only %d ids accepted", l.Accepted())
+	}
+	return l
 }
 
-func checkExact(t *testing.T, e *env, accepted map[string]task.Task) {
+func postTo(url, id string, body []byte) reply {
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(task.HeaderID, id)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return reply{status: -1, body: err.Error()}
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return reply{status: res.StatusCode, body: string(b), header: res.Header}
+}
+
+// checkExact waits for the fold to reach the stream's end and checks that
+// every id answered 200 is in the stream once and counted once. It logs a
+// line of the fault table.
+func checkExact(t *testing.T, e *env, fault string, l *load) {
 	t.Helper()
 	var want task.Counts
-	for _, tk := range accepted {
+	for _, tk := range l.accepted {
 		want[tk.Priority.Index()]++
 	}
-	if got := e.counts(t); got != want {
+	got := e.counts(t)
+	byID, total := e.streamMsgs(t)
+	t.Logf("fault table | %s | 200s answered %d (ids %d) | counted %d | in stream %d | difference %d | refused attempts %d",
+		fault, l.answers, len(l.accepted), got.Total(), total, got.Total()-int64(total), l.refused)
+	if got != want {
 		t.Errorf("redis counts %v, want %v (one per unique accepted id)", got, want)
 	}
-	byID, total := e.streamMsgs(t)
-	if total != len(accepted) {
-		t.Errorf("stream holds %d messages, want %d", total, len(accepted))
+	if total != len(l.accepted) {
+		t.Errorf("stream holds %d messages, want %d", total, len(l.accepted))
 	}
-	for id := range accepted {
+	for id := range l.accepted {
 		if byID[id] != 1 {
 			t.Errorf("stream holds id %s %d times, want once", id, byID[id])
 		}
@@ -413,16 +457,13 @@ func TestRedisStoppedUnderLoad(t *testing.T) {
 	ns := testenv.NATS(t)
 	rp := testenv.StartRedis(t)
 	e := start(t, ns.ClientURL(), rp.URL(), testenv.KeyPrefix(t), nil)
-	accepted := underLoad(t, e, "redis", 200, func() {
-		testenv.Eventually(t, 10*time.Second, func() bool { return counter(e.m.Metrics.Accepted) >= 50 }, "no traffic accepted")
+	l := underLoad(t, []string{e.url}, "redis", 200, func(l *load) {
+		testenv.Eventually(t, 10*time.Second, func() bool { return l.Accepted() >= 50 }, "no traffic accepted")
 		rp.Stop()
 		testenv.Eventually(t, 10*time.Second, func() bool { return counter(e.m.Metrics.RedisFailures) >= 20 }, "no request met the Redis outage")
 		rp.Restart(t)
 	})
-	if len(accepted) < 200 {
-		t.Fatalf("only %d ids accepted", len(accepted))
-	}
-	checkExact(t, e, accepted)
+	checkExact(t, e, "Redis killed, restarted with its data", l)
 }
 
 func TestNATSStoppedUnderLoad(t *testing.T) {
@@ -431,17 +472,14 @@ func TestNATSStoppedUnderLoad(t *testing.T) {
 	port := testenv.Port(ns)
 	url, prefix := testenv.Redis(t)
 	e := start(t, ns.ClientURL(), url, prefix, nil)
-	accepted := underLoad(t, e, "nats", 200, func() {
-		testenv.Eventually(t, 10*time.Second, func() bool { return counter(e.m.Metrics.Accepted) >= 50 }, "no traffic accepted")
+	l := underLoad(t, []string{e.url}, "nats", 200, func(l *load) {
+		testenv.Eventually(t, 10*time.Second, func() bool { return l.Accepted() >= 50 }, "no traffic accepted")
 		ns.Shutdown()
 		ns.WaitForShutdown()
 		testenv.Eventually(t, 10*time.Second, func() bool { return counter(e.m.Metrics.PublishFailures) >= 20 }, "no request met the NATS outage")
 		testenv.StartNATS(t, port, dir)
 	})
-	if len(accepted) < 200 {
-		t.Fatalf("only %d ids accepted", len(accepted))
-	}
-	checkExact(t, e, accepted)
+	checkExact(t, e, "NATS restarted", l)
 }
 
 // TestNoIDPublishFailureCountsWhatTheStreamHolds: a request without an id
