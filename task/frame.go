@@ -82,8 +82,10 @@ type Frame struct {
 	// Seq is the stream sequence of the newest event this frame accounts
 	// for; 0 before the stream holds anything.
 	Seq uint64 `json:"seq"`
-	// Counts are the totals in Redis when the frame was made. They are
-	// cumulative, so a client that skips frames loses nothing.
+	// Counts are the totals as of Seq, exact: Redis's fold as of its
+	// watermark plus the events after it up to Seq. They are cumulative, so
+	// a client that skips frames loses nothing, and bars, totals and list
+	// never disagree.
 	Counts Counts `json:"counts"`
 	// Events are new since the previous frame (for a snapshot: the most
 	// recent ones), oldest first.

@@ -9,13 +9,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/hookpipe/hookpipe/devenv/browser"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookpipe/hookpipe/devenv/browser"
+	"github.com/hookpipe/hookpipe/devenv/testenv"
+	"github.com/hookpipe/hookpipe/plumbing/redisconn"
 
 	"github.com/chromedp/chromedp"
 	"github.com/hookpipe/hookpipe/devenv/stack"
@@ -149,7 +152,7 @@ func TestEndToEnd(t *testing.T) {
 	v := waitFor(t, page, 30*time.Second, "the bars to show the batch", func(v pageView) bool {
 		return v.Total == fmt.Sprint(want.Total())
 	})
-	inRedis := redisCounts(t, s.RedisURL)
+	inRedis := redisCounts(t, s.NATSURL, s.RedisURL)
 	for _, p := range task.Priorities {
 		if got := v.Bars[p.String()]; got != want.Of(p) || got != inRedis.Of(p) {
 			t.Errorf("bar %s shows %d; the batch has %d and Redis holds %d", p, got, want.Of(p), inRedis.Of(p))
@@ -197,7 +200,7 @@ func TestEndToEnd(t *testing.T) {
 	v = waitFor(t, page, 60*time.Second, "the page to reconnect and show both batches", func(v pageView) bool {
 		return v.Conn == "live" && v.Total == fmt.Sprint(want.Total())
 	})
-	inRedis = redisCounts(t, s.RedisURL)
+	inRedis = redisCounts(t, s.NATSURL, s.RedisURL)
 	for _, p := range task.Priorities {
 		if got := v.Bars[p.String()]; got != want.Of(p) || got != inRedis.Of(p) {
 			t.Errorf("after the relay restart, bar %s shows %d; the batches have %d and Redis holds %d", p, got, want.Of(p), inRedis.Of(p))
@@ -246,26 +249,32 @@ func waitFor(t testing.TB, ctx context.Context, d time.Duration, what string, co
 	return v
 }
 
-func redisCounts(t testing.TB, url string) task.Counts {
+// redisCounts returns the counts in Redis once the receiver's fold has
+// reached the end of the stream.
+func redisCounts(t testing.TB, natsURL, redisURL string) task.Counts {
 	t.Helper()
-	opt, err := redis.ParseURL(url)
+	opt, err := redis.ParseURL(redisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	m, err := rdb.HGetAll(context.Background(), task.Keys{}.Counts()).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := testenv.JetStream(t, natsURL)
 	var c task.Counts
-	for name, v := range m {
-		p, err := task.ParsePriority(name)
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		st, err := js.Stream(context.Background(), task.StreamName)
 		if err != nil {
-			t.Fatalf("counts hash has field %q", name)
+			return false
 		}
-		fmt.Sscan(v, &c[p.Index()])
-	}
+		info, err := st.Info(context.Background())
+		if err != nil {
+			return false
+		}
+		var w uint64
+		var ok bool
+		c, w, ok, err = redisconn.ReadCounts(context.Background(), rdb, task.Keys{})
+		return err == nil && ok && w == info.State.LastSeq
+	}, "the fold did not reach the stream's end")
 	return c
 }
 

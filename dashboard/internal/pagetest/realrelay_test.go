@@ -1,8 +1,11 @@
 package pagetest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/hookpipe/hookpipe/devenv/proc"
 	"github.com/hookpipe/hookpipe/devenv/testenv"
+	"github.com/hookpipe/hookpipe/plumbing/redisconn"
+	"github.com/hookpipe/hookpipe/plumbing/taskstream"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
@@ -57,6 +62,7 @@ type system struct {
 	port              int
 	relay             *exec.Cmd
 	n                 int
+	recv              *testenv.ReceiverProcess
 }
 
 func newSystem(t testing.TB) *system {
@@ -66,11 +72,7 @@ func newSystem(t testing.TB) *system {
 	js := testenv.JetStream(t, ns.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// The stream's settings as the receiver and relay create it.
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: task.StreamName, Subjects: []string{task.SubjectAll}, Storage: jetstream.FileStorage,
-		MaxAge: 24 * time.Hour, MaxBytes: 1 << 30, Duplicates: 10 * time.Minute,
-	}); err != nil {
+	if _, err := js.CreateOrUpdateStream(ctx, taskstream.Config(task.DefaultStreamSettings())); err != nil {
 		t.Fatal(err)
 	}
 	opt, err := redis.ParseURL(redisURL)
@@ -84,6 +86,7 @@ func newSystem(t testing.TB) *system {
 		t.Fatal(err)
 	}
 	s := &system{t: t, js: js, rdb: rdb, keys: task.Keys{Prefix: prefix}, natsURL: ns.ClientURL(), redisURL: redisURL, port: port}
+	s.recv = testenv.Receiver(t, ns.ClientURL(), redisURL, prefix)
 	s.startRelay()
 	t.Cleanup(s.stopRelay)
 	return s
@@ -120,50 +123,51 @@ func (s *system) stopRelay() {
 	s.relay = nil
 }
 
-// accept does what the receiver does for one new task: count it in Redis,
-// then publish it to the stream.
+// accept sends n new tasks to the receiver, each retried until it is
+// answered 200.
 func (s *system) accept(n int) {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	for range n {
 		tk := task.Task{BatchID: batchA, ID: int64(s.n), Owner: "Owner " + strconv.Itoa(s.n), Priority: task.Priorities[s.n*7%4]}
 		s.n++
-		pipe := s.rdb.TxPipeline()
-		pipe.HIncrBy(ctx, s.keys.Counts(), tk.Priority.String(), 1)
-		pipe.HIncrBy(ctx, s.keys.Batch(tk.BatchID), tk.Priority.String(), 1)
-		pipe.ZAdd(ctx, s.keys.Batches(), redis.Z{Score: float64(time.Now().UnixMilli()), Member: tk.BatchID})
-		if _, err := pipe.Exec(ctx); err != nil {
-			s.t.Fatal(err)
-		}
-		if _, err := s.js.Publish(ctx, tk.Priority.Subject(), tk.Encode(), jetstream.WithMsgID("t-"+strconv.Itoa(s.n))); err != nil {
-			s.t.Fatal(err)
-		}
+		id := "t-" + strconv.Itoa(s.n)
+		testenv.Eventually(s.t, 10*time.Second, func() bool {
+			req, _ := http.NewRequest(http.MethodPost, s.recv.URL, bytes.NewReader(tk.Encode()))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set(task.HeaderID, id)
+			res, err := httpClient.Do(req)
+			if err != nil {
+				return false
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			return res.StatusCode == http.StatusOK
+		}, "task %s not accepted", id)
 	}
 }
 
-// truth returns the stream's last sequence and the counts in Redis.
+// truth returns the stream's last sequence and the counts in Redis once
+// the receiver's fold has reached it.
 func (s *system) truth() (uint64, task.Counts) {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := s.js.Stream(ctx, task.StreamName)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	m, err := s.rdb.HGetAll(ctx, s.keys.Counts()).Result()
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	var last uint64
 	var c task.Counts
-	for i, p := range task.Priorities {
-		c[i], _ = strconv.ParseInt(m[p.String()], 10, 64)
-	}
-	return info.State.LastSeq, c
+	testenv.Eventually(s.t, 20*time.Second, func() bool {
+		st, err := s.js.Stream(context.Background(), task.StreamName)
+		if err != nil {
+			return false
+		}
+		info, err := st.Info(context.Background())
+		if err != nil {
+			return false
+		}
+		last = info.State.LastSeq
+		var w uint64
+		var ok bool
+		c, w, ok, err = redisconn.ReadCounts(context.Background(), s.rdb, s.keys)
+		return err == nil && ok && w == last
+	}, "the fold did not reach the stream's end")
+	return last, c
 }
 
 // TestRealRelayRestart runs the page against the real relay, NATS and

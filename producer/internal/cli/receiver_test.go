@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hookpipe/hookpipe/devenv/proc"
 	"github.com/hookpipe/hookpipe/devenv/testenv"
+	"github.com/hookpipe/hookpipe/plumbing/redisconn"
 	"github.com/hookpipe/hookpipe/task"
 )
 
@@ -93,6 +96,7 @@ type receiver struct {
 	env    []string
 	keys   task.Keys
 	rdb    *redis.Client
+	js     jetstream.JetStream
 	cmd    *exec.Cmd
 	output *syncBuffer
 }
@@ -136,6 +140,7 @@ func newReceiver(t testing.TB, o receiverOptions) *receiver {
 			"HOOKPIPE_WEBHOOK_SECRET="+o.secret, "HOOKPIPE_LOG_FORMAT=text"),
 		keys:   task.Keys{Prefix: prefix},
 		rdb:    rdb,
+		js:     testenv.JetStream(t, ns.ClientURL()),
 		output: &syncBuffer{},
 	}
 	t.Cleanup(r.stop)
@@ -172,15 +177,35 @@ func (r *receiver) stop() {
 	}
 }
 
-// counts reads the receiver's totals from Redis.
+// counts reads the receiver's totals from Redis, once its fold has
+// reached the end of the stream.
 func (r *receiver) counts(t testing.TB) task.Counts {
 	t.Helper()
+	r.settled(t)
 	return r.hashCounts(t, r.keys.Counts())
+}
+
+// settled waits until Redis's watermark is the stream's last sequence.
+func (r *receiver) settled(t testing.TB) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		st, err := r.js.Stream(context.Background(), task.StreamName)
+		if err != nil {
+			return errors.Is(err, jetstream.ErrStreamNotFound) // nothing stored yet
+		}
+		info, err := st.Info(context.Background())
+		if err != nil {
+			return false
+		}
+		_, w, ok, err := redisconn.ReadCounts(context.Background(), r.rdb, r.keys)
+		return err == nil && ok && w == info.State.LastSeq
+	}, "the fold did not reach the stream's end")
 }
 
 // batch reads one batch's totals and its recorded size.
 func (r *receiver) batch(t testing.TB, id string) (task.Counts, int64) {
 	t.Helper()
+	r.settled(t)
 	c := r.hashCounts(t, r.keys.Batch(id))
 	size, _ := r.rdb.HGet(context.Background(), r.keys.Batch(id), task.BatchSizeField).Int64()
 	return c, size

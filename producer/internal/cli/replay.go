@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -56,6 +57,7 @@ func (m *Main) replay(ctx context.Context) error {
 	p := printer{w: m.Stdout}
 	sender.OnRetry = p.retry
 	var total send.Summary
+	var maxSeq uint64 // the newest stream sequence answered
 	for i, lines := range files {
 		log.Info("replaying", "file", m.args[i], "tasks", len(lines), "speed", speed, "same_ids", cfg.SameIDs)
 		for _, b := range splitBatches(lines) {
@@ -77,7 +79,11 @@ func (m *Main) replay(ctx context.Context) error {
 				ds[j] = send.Delivery{WebhookID: id, Task: l.Task}
 			}
 			gap := func(j int) time.Duration { return speed.Gap(batch, j) }
-			sum := sender.SendBatch(ctx, batch[0].Task.BatchID, ds, gap, p.result(len(ds)))
+			show := p.result(len(ds))
+			sum := sender.SendBatch(ctx, batch[0].Task.BatchID, ds, gap, func(i int, r send.Result) {
+				maxSeq = max(maxSeq, r.Seq) // one result at a time
+				show(i, r)
+			})
 			fmt.Fprintln(m.Stdout, sum)
 			total.Size += sum.Size
 			total.Sent += sum.Sent
@@ -92,7 +98,9 @@ func (m *Main) replay(ctx context.Context) error {
 	fmt.Fprintf(m.Stdout, "replayed %d tasks: %d accepted, %d duplicates, %d failed, %d cancelled, %d retries\n",
 		total.Size, total.Accepted, total.Duplicates, total.Failed, total.Cancelled, total.Retries)
 	if counts != nil {
-		after, err := counts.read(context.WithoutCancel(ctx))
+		// Counts follow the stream within milliseconds: wait until they
+		// include the last task answered.
+		after, err := counts.readAt(context.WithoutCancel(ctx), maxSeq)
 		if err != nil {
 			return err
 		}
@@ -148,6 +156,24 @@ func (r *countReader) Close() error { return r.c.Close() }
 func (r *countReader) read(ctx context.Context) (task.Counts, error) {
 	c, _, _, err := redisconn.ReadCounts(ctx, r.c, r.keys)
 	return c, err
+}
+
+// readAt reads the counts once they account for stream sequence seq, for
+// 30 seconds at most.
+func (r *countReader) readAt(ctx context.Context, seq uint64) (task.Counts, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		c, w, ok, err := redisconn.ReadCounts(ctx, r.c, r.keys)
+		if err == nil && ok && w >= seq {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return c, fmt.Errorf("counts: still at sequence %d, not %d: %w", w, seq, errors.Join(err, ctx.Err()))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func formatCounts(c task.Counts) string {

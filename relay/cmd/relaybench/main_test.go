@@ -2,9 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +16,10 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv(serveEnv) != "" {
 		serveRelay()
+		return
+	}
+	if v := os.Getenv(baselineEnv); v != "" {
+		serveBaseline(v)
 		return
 	}
 	if v := os.Getenv(natsEnv); v != "" {
@@ -47,25 +50,14 @@ func smallRun(t *testing.T, recvBin string) {
 	}
 }
 
-func TestBenchSmall(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts child processes")
-	}
-	smallRun(t, "")
-}
-
-// The same through the real receiver, built for the test and run as the
-// bench runs it: webhooks posted, counted, published and fanned out, and
-// each task timed from the receiver's answer.
+// The whole bench, small, through the real receiver built for the test and
+// run as the bench runs it: webhooks posted, stored, folded and fanned
+// out, each task timed from the receiver's answer, then the baseline.
 func TestBenchThroughReceiver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the receiver and starts child processes")
 	}
-	bin := filepath.Join(t.TempDir(), "receiver")
-	build := exec.Command("go", "build", "-o", bin, "github.com/hookpipe/hookpipe/receiver")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build receiver: %v\n%s", err, out)
-	}
+	bin := testenv.Binary(t, "github.com/hookpipe/hookpipe/receiver")
 	saved := ackTimes
 	defer func() { ackTimes = saved }()
 	smallRun(t, bin)
@@ -77,6 +69,21 @@ func TestBenchThroughReceiver(t *testing.T) {
 	}
 	if timed < 150 {
 		t.Fatalf("%d tasks timed from the receiver's answer, want about 200", timed)
+	}
+}
+
+// A baseline frame's events are each timed from their arrival.
+func TestRecordBaseline(t *testing.T) {
+	now := time.Now()
+	c := &client{baseline: true}
+	frame := fmt.Sprintf(`{"seq":3,"times":[%d,%d],"pad":"xx"}`, now.Add(-2*time.Millisecond).UnixNano(), now.Add(-time.Millisecond).UnixNano())
+	c.recordBaseline([]byte(frame), now)
+	var n uint32
+	for _, v := range c.hist {
+		n += v
+	}
+	if n != 2 || c.hist[bucketOf(2*time.Millisecond)] != 1 {
+		t.Fatalf("timed %d events, histogram %v", n, c.hist)
 	}
 }
 

@@ -1,69 +1,54 @@
-// Package counts reads hookpipe's totals per priority from Redis, the
-// source of truth, for the relay's frames: right after new events arrive
-// and at least once per interval regardless, so that once traffic stops
-// every frame carries exactly what Redis holds.
+// Package counts reads what Redis holds as the stream's fold, the totals
+// and the watermark they are exact as of, in one read: for the stream
+// reader's start, and then every interval, so that the hub takes Redis's
+// counts again when Redis was repaired.
 package counts
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/redisconn"
+	"github.com/hookpipe/hookpipe/relay/internal/fanout"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/redis/go-redis/v9"
 )
 
-// Sink takes the counts; the hub is one.
+// Sink takes the base; the hub is one.
 type Sink interface {
-	// SetCounts hands over the newest counts.
-	SetCounts(task.Counts)
-	// CountsWanted yields when new events make a fresh read worthwhile.
-	CountsWanted() <-chan struct{}
+	Rebase(fanout.Base)
 }
 
-// Read returns the totals stored in the hash key. Fields other than the
-// four priority names are ignored; a total that is not an integer is an
-// error.
-func Read(ctx context.Context, rdb redis.Cmdable, key string) (task.Counts, error) {
-	var c task.Counts
-	m, err := rdb.HGetAll(ctx, key).Result()
-	if err != nil {
-		return c, fmt.Errorf("counts: hgetall %s: %w", key, err)
-	}
-	for name, v := range m {
-		p, err := task.ParsePriority(name)
-		if err != nil {
-			continue
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return c, fmt.Errorf("counts: %s field %s: %q is not an integer", key, name, v)
-		}
-		c[p.Index()] = n
-	}
-	return c, nil
-}
-
-// Poller keeps a Sink's counts equal to Redis.
+// Poller reads the base from Redis.
 type Poller struct {
 	rdb     redis.Cmdable
-	key     string
+	keys    task.Keys
 	sink    Sink
 	every   time.Duration
-	gap     time.Duration
 	log     *slog.Logger
 	healthy atomic.Bool
 	errors  atomic.Int64
 }
 
-// NewPoller returns a Poller of the hash key into sink, reading at least
-// every interval, and when the sink wants counts, at most once per gap (the
-// hub's frame interval: one read per frame is all a frame can show).
-func NewPoller(rdb redis.Cmdable, key string, sink Sink, every, gap time.Duration, log *slog.Logger) *Poller {
-	return &Poller{rdb: rdb, key: key, sink: sink, every: every, gap: gap, log: log}
+// NewPoller returns a Poller of keys' counts into sink, every interval.
+func NewPoller(rdb redis.Cmdable, keys task.Keys, sink Sink, every time.Duration, log *slog.Logger) *Poller {
+	return &Poller{rdb: rdb, keys: keys, sink: sink, every: every, log: log}
+}
+
+// Read reads the base once: ok is false when Redis holds no watermark.
+func (p *Poller) Read(ctx context.Context) (fanout.Base, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, w, ok, err := redisconn.ReadCounts(ctx, p.rdb, p.keys)
+	if err != nil {
+		p.errors.Add(1)
+		p.healthy.Store(false)
+		return fanout.Base{}, false, err
+	}
+	p.healthy.Store(true)
+	return fanout.Base{Counts: c, Watermark: w}, ok, nil
 }
 
 // Healthy reports whether the last read succeeded.
@@ -73,30 +58,19 @@ func (p *Poller) Healthy() bool { return p.healthy.Load() }
 func (p *Poller) Errors() int64 { return p.errors.Load() }
 
 // Run reads until ctx ends. A failing Redis is logged once per outage; the
-// sink keeps the last counts read until Redis answers again.
+// hub keeps counting from the stream meanwhile.
 func (p *Poller) Run(ctx context.Context) error {
 	t := time.NewTicker(p.every)
 	defer t.Stop()
 	failing := false
-	var last time.Time
 	for {
-		if wait := time.Until(last.Add(p.gap)); wait > 0 {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(wait):
-			}
-		}
-		last = time.Now()
-		c, err := Read(ctx, p.rdb, p.key)
+		b, ok, err := p.Read(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
-			p.errors.Add(1)
-			p.healthy.Store(false)
 			if !failing {
-				p.log.Warn("counts reader failing, keeping the last counts", "err", err)
+				p.log.Warn("counts reader failing; counting from the stream alone meanwhile", "err", err)
 				failing = true
 			}
 		default:
@@ -104,14 +78,14 @@ func (p *Poller) Run(ctx context.Context) error {
 				p.log.Info("counts reader recovered")
 				failing = false
 			}
-			p.healthy.Store(true)
-			p.sink.SetCounts(c)
+			if ok {
+				p.sink.Rebase(b)
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-		case <-p.sink.CountsWanted():
 		}
 	}
 }

@@ -2,57 +2,63 @@ package counts
 
 import (
 	"context"
-	"strings"
+	"log/slog"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/hookpipe/hookpipe/devenv/testenv"
+	"github.com/hookpipe/hookpipe/relay/internal/fanout"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/redis/go-redis/v9"
 )
 
-func TestRead(t *testing.T) {
-	url, prefix := testenv.Redis(t)
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
+type sink struct {
+	mu    sync.Mutex
+	bases []fanout.Base
+}
+
+func (s *sink) Rebase(b fanout.Base) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bases = append(s.bases, b)
+}
+
+func (s *sink) last() (fanout.Base, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.bases) == 0 {
+		return fanout.Base{}, 0
 	}
+	return s.bases[len(s.bases)-1], len(s.bases)
+}
+
+func TestPollerReadsCountsAndWatermarkTogether(t *testing.T) {
+	url, prefix := testenv.Redis(t)
+	opt, _ := redis.ParseURL(url)
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	ctx := context.Background()
 	keys := task.Keys{Prefix: prefix}
-
-	tests := []struct {
-		name    string
-		fields  []any
-		want    task.Counts
-		wantErr string
-	}{
-		{"absent hash", nil, task.Counts{}, ""},
-		{"all four", []any{"Low", 1, "Moderate", 2, "Major", 3, "Critical", 4}, task.Counts{1, 2, 3, 4}, ""},
-		{"other fields ignored", []any{"Low", 5, "size", 9, "low", 7}, task.Counts{5, 0, 0, 0}, ""},
-		{"not a number", []any{"Major", "many"}, task.Counts{}, "not an integer"},
+	defer rdb.Del(ctx, keys.Counts())
+	s := &sink{}
+	p := NewPoller(rdb, keys, s, 10*time.Millisecond, slog.New(slog.DiscardHandler))
+	if _, ok, err := p.Read(ctx); ok || err != nil {
+		t.Fatalf("no counts hash: ok %v err %v, want no base", ok, err)
 	}
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			key := keys.Counts() + ":" + string(rune('a'+i))
-			if len(tt.fields) > 0 {
-				if err := rdb.HSet(ctx, key, tt.fields...).Err(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			got, err := Read(ctx, rdb, key)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.want {
-				t.Errorf("got %v, want %v", got, tt.want)
-			}
-		})
+	rdb.HSet(ctx, keys.Counts(), "Low", 3, "Critical", 1, task.WatermarkField, 9)
+	b, ok, err := p.Read(ctx)
+	if err != nil || !ok || b.Watermark != 9 || b.Counts != (task.Counts{3, 0, 0, 1}) {
+		t.Fatalf("Read = %+v %v %v", b, ok, err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { p.Run(runCtx); close(done) }()
+	rdb.HSet(ctx, keys.Counts(), "Low", 4, task.WatermarkField, 10)
+	testenv.Eventually(t, 5*time.Second, func() bool { b, _ := s.last(); return b.Watermark == 10 && b.Counts[0] == 4 }, "no rebase with the new counts")
+	cancel()
+	<-done
+	if !p.Healthy() || p.Errors() != 0 {
+		t.Fatalf("healthy %v errors %d", p.Healthy(), p.Errors())
 	}
 }

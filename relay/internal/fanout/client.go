@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -14,11 +13,16 @@ import (
 	"github.com/hookpipe/hookpipe/task"
 )
 
-// client is one WebSocket connection. The hub offers it frames, and writes
-// them itself while the socket takes them at once; when it does not (its
-// kernel buffer is full) the client's writer goroutine takes over and sends
-// what is pending, blocking, until it has caught up. Its reader goroutine
-// takes pongs and close frames.
+// client is one WebSocket connection, and the one owner of every byte
+// written to it: data frames, pings, pongs and the close frame. The socket
+// belongs either to the hub, which writes a frame itself while the socket
+// takes it at once, or, once it does not (its kernel buffer is full), to
+// the client's writer goroutine, which sends what is pending, blocking,
+// until it has caught up and gives the socket back. Nothing is written in
+// the middle of another frame. The reader goroutine only reads: it takes
+// pongs, and hands pings and close frames to the writer. A pong answers
+// the latest ping only (RFC 6455 allows it), so a client that pings faster
+// than it reads costs one pending pong, not a queue of them.
 type client struct {
 	conn   *websocket.Conn
 	raw    syscall.RawConn // nil when the socket cannot be written directly
@@ -30,9 +34,10 @@ type client struct {
 
 	mu       sync.Mutex
 	writing  bool     // the writer goroutine owns the socket
-	rest     []byte   // what the hub could not write of restFrame
+	rest     []byte   // what is left to write of restF, started and not finished
 	restF    *frame   // the frame rest belongs to
 	pending  []*frame // frames waiting for the writer, oldest first
+	pong     []byte   // the pong answering the latest ping, nil when none is due
 	capacity int      // most frames pending before the client is too slow
 
 	resume bool
@@ -42,8 +47,8 @@ type client struct {
 
 	// Owned by the hub: the sequence and counts version of the last
 	// frame the client was given, and the frame cut for it next.
-	sent, ver uint64
-	next      *frame
+	sent, version uint64
+	next          *frame
 }
 
 // offer sends f to c without waiting: at once when the socket takes it, or
@@ -91,6 +96,17 @@ func (c *client) handOver() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
+	}
+}
+
+// ponged queues the pong of a ping the client sent, replacing any earlier
+// one not written yet; it runs on the reader goroutine, which never writes.
+func (c *client) ponged(payload string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pong = controlFrame(opPong, []byte(payload))
+	if !c.writing {
+		c.handOver()
 	}
 }
 
@@ -178,8 +194,9 @@ func (h *Hub) refuse(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	msg := websocket.FormatCloseMessage(task.CloseTryAgainLater, ReasonFull)
-	conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	nc := conn.NetConn()
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	nc.Write(closeFrame(task.CloseTryAgainLater, ReasonFull))
 	conn.Close()
 }
 
@@ -189,6 +206,12 @@ func (h *Hub) read(c *client) {
 	conn.SetReadDeadline(time.Now().Add(h.cfg.PongTimeout))
 	conn.SetPongHandler(func(string) error {
 		return conn.SetReadDeadline(time.Now().Add(h.cfg.PongTimeout))
+	})
+	// gorilla's own ping handler would write the pong from this goroutine,
+	// possibly in the middle of a frame: the writer sends it.
+	conn.SetPingHandler(func(payload string) error {
+		c.ponged(payload)
+		return nil
 	})
 	// The writer answers a close frame, after the frame it may be writing,
 	// rather than gorilla from this goroutine: no frame follows the close.
@@ -228,12 +251,12 @@ func (h *Hub) leave(c *client) {
 // maxBatch bounds how many pending frames one write system call carries.
 const maxBatch = 64
 
-// write sends what the hub could not write at once, until the client is
-// closed or a write fails. It sends everything pending in one system call,
-// so catching up costs less than keeping up did, and gives the socket back
-// to the hub once nothing is pending. Frames are shared and encoded once;
-// they go to the socket directly, each write whole (the socket serialises
-// writes, and gorilla itself writes only control frames, also whole).
+// write sends what the hub could not write at once, and the pongs, until
+// the client is closed or a write fails. It sends everything pending in
+// one system call, so catching up costs less than keeping up did, and
+// gives the socket back to the hub once nothing is pending. Frames are
+// shared and encoded once; they go to the socket as they are, the rest of
+// a frame begun always first, so that frames never interleave.
 func (h *Hub) write(c *client) {
 	defer func() {
 		c.conn.Close()
@@ -262,8 +285,8 @@ func (h *Hub) write(c *client) {
 		case <-c.wake:
 		}
 		if batch == nil {
-			batch = make([]*frame, maxBatch+1)
-			iov = make([][]byte, 0, maxBatch+1)
+			batch = make([]*frame, maxBatch+2)
+			iov = make([][]byte, 0, maxBatch+2)
 		}
 		for !isClosed(c) {
 			c.mu.Lock()
@@ -274,6 +297,12 @@ func (h *Hub) write(c *client) {
 				batch[n] = c.restF
 				n++
 				c.rest, c.restF = nil, nil
+			}
+			if c.pong != nil {
+				iov = append(iov, c.pong)
+				batch[n] = pongMark
+				n++
+				c.pong = nil
 			}
 			k := min(len(c.pending), maxBatch)
 			for _, f := range c.pending[:k] {
@@ -314,79 +343,25 @@ func (h *Hub) write(c *client) {
 	}
 }
 
+// pongMark stands for a pong in a writer's batch: not counted as a frame.
+var pongMark = &frame{ping: true}
+
+// sayGoodbye finishes the frame begun, if any, and sends the close frame,
+// each within a second: a client that stopped reading is closed without.
 func (h *Hub) sayGoodbye(c *client) {
 	if c.code == 0 {
 		return
 	}
-	msg := websocket.FormatCloseMessage(c.code, c.reason)
-	c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-}
-
-// stats are the hub's counters, read by Stats from any goroutine.
-type stats struct {
-	clients       atomic.Int64
-	built         atomic.Int64
-	framesSent    atomic.Int64
-	bytesSent     atomic.Int64
-	dropped       atomic.Int64
-	slow          atomic.Int64
-	refusedFull   atomic.Int64
-	refusedOrigin atomic.Int64
-	snapshots     atomic.Int64
-	resumes       atomic.Int64
-	badEvents     atomic.Int64
-	seq           atomic.Uint64
-	lag           atomic.Uint64
-	intervalNanos atomic.Int64
-	fanouts       atomic.Int64
-	fanoutNanos   atomic.Int64
-}
-
-// Stats is a point-in-time reading of the hub's counters.
-type Stats struct {
-	Clients       int64         // clients being served
-	Conns         int64         // open connections, including ones being closed
-	FramesBuilt   int64         // distinct frames encoded
-	FramesSent    int64         // frames written to clients
-	BytesSent     int64         // payload bytes written to clients
-	Dropped       int64         // frames not delivered because a client's queue was full
-	SlowCuts      int64         // clients cut off for being too slow
-	RefusedFull   int64         // connections refused at the connection limit
-	RefusedOrigin int64         // connections refused for their origin
-	Snapshots     int64         // snapshot frames served on join
-	Resumes       int64         // exact resumes served on join
-	BadEvents     int64         // stream messages that were not valid tasks
-	Seq           uint64        // newest stream sequence taken in
-	Lag           uint64        // messages in the stream not taken in yet
-	Interval      time.Duration // current time between frames
-	Fanouts       int64         // rounds that brought every client up to date
-	FanoutTime    time.Duration // time those rounds took writing (pauses aside), in all
-}
-
-// Stats returns the hub's counters.
-func (h *Hub) Stats() Stats {
-	s := &h.stats
-	iv := time.Duration(s.intervalNanos.Load())
-	if iv == 0 {
-		iv = h.cfg.Interval
+	nc := c.conn.NetConn()
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.mu.Lock()
+	rest := c.rest
+	c.rest, c.restF = nil, nil
+	c.mu.Unlock()
+	if rest != nil {
+		if _, err := nc.Write(rest); err != nil {
+			return
+		}
 	}
-	return Stats{
-		Clients:       s.clients.Load(),
-		Conns:         h.conns.Load(),
-		FramesBuilt:   s.built.Load(),
-		FramesSent:    s.framesSent.Load(),
-		BytesSent:     s.bytesSent.Load(),
-		Dropped:       s.dropped.Load(),
-		SlowCuts:      s.slow.Load(),
-		RefusedFull:   s.refusedFull.Load(),
-		RefusedOrigin: s.refusedOrigin.Load(),
-		Snapshots:     s.snapshots.Load(),
-		Resumes:       s.resumes.Load(),
-		BadEvents:     s.badEvents.Load(),
-		Seq:           s.seq.Load(),
-		Lag:           s.lag.Load(),
-		Interval:      iv,
-		Fanouts:       s.fanouts.Load(),
-		FanoutTime:    time.Duration(s.fanoutNanos.Load()),
-	}
+	nc.Write(closeFrame(c.code, c.reason))
 }

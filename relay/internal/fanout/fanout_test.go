@@ -133,7 +133,7 @@ func TestRing(t *testing.T) {
 }
 
 func TestAdaptInterval(t *testing.T) {
-	h := New(Config{Interval: 10 * time.Millisecond, MaxInterval: 80 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p := newPacer(10*time.Millisecond, 80*time.Millisecond)
 	steps := []struct {
 		backlog, clients int
 		want             time.Duration
@@ -154,9 +154,9 @@ func TestAdaptInterval(t *testing.T) {
 		{0, 100, 10 * time.Millisecond}, // floor
 	}
 	for i, s := range steps {
-		h.adapt(s.backlog, s.clients)
-		if h.interval != s.want {
-			t.Fatalf("step %d (%d of %d behind): interval %v, want %v", i, s.backlog, s.clients, h.interval, s.want)
+		p.adapt(s.backlog, s.clients)
+		if p.interval != s.want {
+			t.Fatalf("step %d (%d of %d behind): interval %v, want %v", i, s.backlog, s.clients, p.interval, s.want)
 		}
 	}
 }
@@ -190,10 +190,9 @@ func BenchmarkUpdate(b *testing.B) {
 			for b.Loop() {
 				for range 20 { // 2,000 events/s at 10 ms
 					seq++
-					ev := testEvent(seq, "Ada Lovelace")
-					h.take(input{ev: ev, seq: seq})
+					eventMsg{ev: testEvent(seq, "Ada Lovelace")}.takeIn(h)
 				}
-				h.update(0)
+				h.broadcast(0, h.cutFor)
 				for _, c := range h.list {
 					c.pending, c.writing = c.pending[:0], false
 					<-c.wake
@@ -227,9 +226,7 @@ func framesOf(t *testing.T, c *client) []task.Frame {
 func liveHub(part, n int) *Hub {
 	h := New(Config{QueueSize: 100}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	h.part = part
-	h.take(input{begin: true, seq: 1})
-	h.haveCounts = true
-	h.maybeLive()
+	beginMsg{from: 1}.takeIn(h)
 	for range n {
 		c := &client{wake: make(chan struct{}, 1), done: make(chan struct{}), capacity: 100}
 		h.clients[c] = struct{}{}
@@ -245,11 +242,11 @@ func liveHub(part, n int) *Hub {
 func TestFanoutInPartsIsExact(t *testing.T) {
 	h := liveHub(2, 5)
 	for seq := uint64(1); seq <= 3; seq++ {
-		h.take(input{ev: testEvent(seq, "a"), seq: seq})
+		eventMsg{ev: testEvent(seq, "a")}.takeIn(h)
 	}
 	// These arrive while the first part is being written.
 	for seq := uint64(4); seq <= 6; seq++ {
-		h.in <- input{ev: testEvent(seq, "b"), seq: seq}
+		h.in <- eventMsg{ev: testEvent(seq, "b")}
 	}
 	h.tick(time.Now())
 	if got := framesOf(t, h.list[0]); len(got) != 1 || got[0].Seq != 3 {
@@ -278,10 +275,10 @@ func TestFanoutInPartsIsExact(t *testing.T) {
 // sooner than k/parts of it.
 func TestUpdateSpreadsParts(t *testing.T) {
 	h := liveHub(2, 6)
-	h.take(input{ev: testEvent(1, "a"), seq: 1})
+	eventMsg{ev: testEvent(1, "a")}.takeIn(h)
 	const spread = 90 * time.Millisecond
 	start := time.Now()
-	_, _, paused := h.update(spread)
+	_, _, paused := h.broadcast(spread, h.cutFor)
 	if took := time.Since(start); took < spread*2/3 || paused <= 0 {
 		t.Fatalf("3 parts over %v: took %v, paused %v; want the last part at 2/3 of it", spread, took, paused)
 	}
@@ -297,14 +294,14 @@ func TestUpdateSpreadsParts(t *testing.T) {
 func TestStreamRecreatedDuringFanout(t *testing.T) {
 	h := liveHub(2, 4)
 	for seq := uint64(1); seq <= 50; seq++ {
-		h.take(input{ev: testEvent(seq, "old"), seq: seq})
+		eventMsg{ev: testEvent(seq, "old")}.takeIn(h)
 	}
 	// Taken between the first part and the second.
-	h.in <- input{begin: true, seq: 1}
-	h.in <- input{ev: testEvent(1, "new"), seq: 1}
+	h.in <- beginMsg{from: 1}
+	h.in <- eventMsg{ev: testEvent(1, "new")}
 	h.tick(time.Now())
-	if h.sent > h.seq {
-		t.Fatalf("after the stream was recreated: sent %d beyond the new stream's seq %d", h.sent, h.seq)
+	if h.sent > h.tl.seq {
+		t.Fatalf("after the stream was recreated: sent %d beyond the new stream's seq %d", h.sent, h.tl.seq)
 	}
 	for _, c := range h.list {
 		t.Fatalf("a client of the old stream is still served: %+v", c)
@@ -321,5 +318,98 @@ func TestJoinOfAClientThatLeft(t *testing.T) {
 	h.join(c, time.Now())
 	if len(h.clients) != 0 || len(h.list) != 0 || len(h.held) != 0 {
 		t.Fatalf("a client that left was kept: %d clients, %d listed, %d held", len(h.clients), len(h.list), len(h.held))
+	}
+}
+
+// Frames carry Redis's counts as of its watermark plus the events after it
+// that the hub took in: exact as of the frame's sequence, whatever part of
+// the history before the watermark the hub loaded.
+func TestCountsExactAsOfEachFrame(t *testing.T) {
+	h := New(Config{QueueSize: 1000}, slog.New(slog.DiscardHandler))
+	h.part = 2
+	// Redis counted 10 events (seq 1..10): 4 Low, 3 Moderate, 2 Major, 1
+	// Critical. The hub loads its ring from seq 6.
+	base := Base{Counts: task.Counts{4, 3, 2, 1}, Watermark: 10}
+	beginMsg{from: 6, last: 10, base: base}.takeIn(h)
+	for seq := uint64(6); seq <= 10; seq++ {
+		eventMsg{ev: testEvent(seq, "old"), pending: 10 - seq}.takeIn(h)
+	}
+	if !h.Live() {
+		t.Fatal("not live after loading the history")
+	}
+	c := &client{wake: make(chan struct{}, 1), done: make(chan struct{}), capacity: 1000}
+	h.join(c, time.Now())
+	want := base.Counts
+	for seq := uint64(11); seq <= 30; seq++ {
+		ev := testEvent(seq, "new")
+		want[ev.Priority.Index()]++
+		eventMsg{ev: ev}.takeIn(h)
+		if seq%3 == 0 {
+			h.tick(time.Now())
+		}
+	}
+	h.tick(time.Now())
+	frames := framesOf(t, c)
+	if frames[0].Type != task.FrameSnapshot || frames[0].Counts != base.Counts || frames[0].Seq != 10 {
+		t.Fatalf("snapshot %+v, want Redis's counts at 10", frames[0])
+	}
+	counts := base.Counts
+	for _, f := range frames[1:] {
+		for _, e := range f.Events {
+			counts[e.Priority.Index()]++
+		}
+		if f.Counts != counts {
+			t.Fatalf("frame at %d carries %v, its events make %v", f.Seq, f.Counts, counts)
+		}
+	}
+	if counts != want || frames[len(frames)-1].Seq != 30 {
+		t.Fatalf("ended at %v, want %v at 30", counts, want)
+	}
+	// Redis repaired: its counts as of 20 differ from what the hub had.
+	// The hub takes them, brought up to 30 by the events it keeps.
+	repaired := Base{Counts: task.Counts{1, 1, 1, 1}, Watermark: 20}
+	h.rebase(repaired)
+	expect := repaired.Counts
+	h.tl.ring.countAfter(&expect, 20, 30)
+	if h.tl.counts != expect {
+		t.Fatalf("rebased to %v, want %v", h.tl.counts, expect)
+	}
+	// A base ahead of the hub, or one the ring cannot bring up, is ignored.
+	before := h.tl.counts
+	h.rebase(Base{Counts: task.Counts{9, 9, 9, 9}, Watermark: 31})
+	h.rebase(Base{Counts: task.Counts{9, 9, 9, 9}, Watermark: 2})
+	if h.tl.counts != before {
+		t.Fatalf("an unusable base changed the counts to %v", h.tl.counts)
+	}
+}
+
+// A client that holds a sequence the stream has and the hub has not sent
+// yet is held, past ResumeWait, until the hub gets there: it is never sent
+// a frame below what it holds.
+func TestResumeNeverGoesBack(t *testing.T) {
+	h := New(Config{QueueSize: 100, ResumeWait: time.Millisecond}, slog.New(slog.DiscardHandler))
+	beginMsg{from: 1}.takeIn(h)
+	eventMsg{ev: testEvent(1, "a"), pending: 9}.takeIn(h) // the stream holds 10
+	h.tl.caughtUp = true
+	h.maybeLive()
+	c := &client{wake: make(chan struct{}, 1), done: make(chan struct{}), capacity: 100, resume: true, since: 8, joined: time.Now().Add(-time.Hour)}
+	h.join(c, time.Now())
+	if len(h.held) != 1 || len(c.pending) != 0 {
+		t.Fatalf("a client at 8 with the hub at 1 was served: held %d, frames %d", len(h.held), len(c.pending))
+	}
+	for seq := uint64(2); seq <= 10; seq++ {
+		eventMsg{ev: testEvent(seq, "b")}.takeIn(h)
+	}
+	h.tick(time.Now()) // sends up to 10, then serves the held client
+	f := framesOf(t, c)
+	if len(f) != 1 || f[0].Type != task.FrameUpdate || f[0].Seq != 10 || len(f[0].Events) != 2 || f[0].Events[0].Seq != 9 {
+		t.Fatalf("held client got %+v, want an update with 9 and 10", f)
+	}
+	// A sequence beyond the stream's end is another stream's: a snapshot,
+	// after ResumeWait.
+	d := &client{wake: make(chan struct{}, 1), done: make(chan struct{}), capacity: 100, resume: true, since: 500, joined: time.Now().Add(-time.Hour)}
+	h.join(d, time.Now())
+	if f := framesOf(t, d); len(f) != 1 || f[0].Type != task.FrameSnapshot {
+		t.Fatalf("client beyond the stream's end got %+v, want a snapshot", f)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/hookpipe/hookpipe/devenv/testenv"
+	"github.com/hookpipe/hookpipe/plumbing/redisconn"
 	"github.com/hookpipe/hookpipe/plumbing/taskstream"
 	"github.com/hookpipe/hookpipe/relay/internal/relay"
 	"github.com/hookpipe/hookpipe/task"
@@ -29,9 +30,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// env is one test's NATS and Redis, and a publisher that writes tasks as
-// the receiver does: count in Redis first, then publish to the stream.
+// env is one test's NATS and Redis, and a real receiver (the binary) that
+// takes the tasks the test sends and folds the stream into Redis.
 type env struct {
+	recv     *testenv.ReceiverProcess
 	ns       *server.Server
 	natsURL  string
 	redisURL string
@@ -45,9 +47,16 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	url, prefix := testenv.Redis(t)
+	return newEnvOn(t, url, prefix)
+}
+
+// newEnvOn is newEnv on the Redis at redisURL, under prefix.
+func newEnvOn(t testing.TB, redisURL, prefix string) *env {
+	t.Helper()
 	e := &env{ns: testenv.NATS(t)}
 	e.natsURL = e.ns.ClientURL()
-	e.redisURL, e.prefix = testenv.Redis(t)
+	e.redisURL, e.prefix = redisURL, prefix
 	e.keys = task.Keys{Prefix: e.prefix}
 	opt, err := redis.ParseURL(e.redisURL)
 	if err != nil {
@@ -68,6 +77,7 @@ func newEnv(t testing.TB) *env {
 	if _, err := e.js.CreateOrUpdateStream(ctx, taskstream.Config(task.DefaultStreamSettings())); err != nil {
 		t.Fatalf("create stream: %v", err)
 	}
+	e.recv = testenv.Receiver(t, e.natsURL, e.redisURL, e.prefix)
 	return e
 }
 
@@ -88,8 +98,8 @@ func (e *env) makeTask(ownerLen int) (task.Task, string) {
 	return t, fmt.Sprintf("wh-%s-%d", e.prefix, n)
 }
 
-// publish sends n tasks as the receiver would, retrying each until both
-// Redis and the stream took it; the webhook id makes retries harmless.
+// publish sends n tasks to the receiver, retrying each until it is
+// answered 200; the webhook id makes retries harmless.
 func (e *env) publish(t testing.TB, n, ownerLen int) {
 	t.Helper()
 	for range n {
@@ -98,24 +108,23 @@ func (e *env) publish(t testing.TB, n, ownerLen int) {
 	}
 }
 
+var hc = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+
 func (e *env) deliver(t testing.TB, tk task.Task, id string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	counted := false
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		var err error
-		if !counted {
-			if err = e.rdb.HIncrBy(ctx, e.keys.Counts(), tk.Priority.String(), 1).Err(); err == nil {
-				counted = true
-			}
-		}
-		if counted {
-			_, err = e.js.Publish(ctx, tk.Priority.Subject(), tk.Encode(), jetstream.WithMsgID(id))
-		}
-		cancel()
+		req, _ := http.NewRequest(http.MethodPost, e.recv.URL, strings.NewReader(string(tk.Encode())))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(task.HeaderID, id)
+		res, err := hc.Do(req)
 		if err == nil {
-			return
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+			err = fmt.Errorf("status %d", res.StatusCode)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("deliver %s: %v", id, err)
@@ -124,20 +133,18 @@ func (e *env) deliver(t testing.TB, tk task.Task, id string) {
 	}
 }
 
+// redisCounts returns the counts in Redis once the receiver's fold has
+// reached the stream's end.
 func (e *env) redisCounts(t testing.TB) task.Counts {
 	t.Helper()
-	m, err := e.rdb.HGetAll(context.Background(), e.keys.Counts()).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var c task.Counts
-	for name, v := range m {
-		p, err := task.ParsePriority(name)
-		if err != nil {
-			t.Fatalf("counts field %q: %v", name, err)
-		}
-		c[p.Index()], _ = strconv.ParseInt(v, 10, 64)
-	}
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		var w uint64
+		var ok bool
+		var err error
+		c, w, ok, err = redisconn.ReadCounts(context.Background(), e.rdb, e.keys)
+		return err == nil && ok && w == e.streamLast(t)
+	}, "the fold did not reach the stream's end")
 	return c
 }
 
@@ -221,6 +228,9 @@ type view struct {
 	problems  []string
 	lat       []time.Duration
 	closeErr  error
+	// each frame's sequence and counts, in order
+	frameSeqs   []uint64
+	frameCounts []task.Counts
 }
 
 // apply takes one frame as the dashboard does, noting any gap or
@@ -234,6 +244,8 @@ func (v *view) apply(f task.Frame) {
 	for _, ev := range f.Events {
 		v.lat = append(v.lat, now.Sub(ev.Time))
 	}
+	v.frameSeqs = append(v.frameSeqs, f.Seq)
+	v.frameCounts = append(v.frameCounts, f.Counts)
 	if f.Type == task.FrameSnapshot {
 		v.snapshots++
 		v.events = v.events[:0]

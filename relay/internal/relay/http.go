@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/hookpipe/hookpipe/task"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hookpipe/hookpipe/relay/internal/batches"
 )
@@ -65,30 +67,68 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
-// metrics writes the relay's counters in the Prometheus text format.
-func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
-	st := s.hub.Stats()
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	m := func(name, typ, help string, v any) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %v\n", name, help, name, typ, name, v)
+// metrics serves the relay's metrics from a registry of its own.
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) { s.metrics.ServeHTTP(w, r) }
+
+func newMetrics(s *Server) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&collector{s: s}, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// collector reads the hub's counters when scraped: the hub keeps them as
+// atomics on its hot paths, and nothing is counted twice.
+type collector struct{ s *Server }
+
+var (
+	desc = func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("hookpipe_relay_"+name, help, nil, nil)
 	}
-	m("hookpipe_relay_clients", "gauge", "WebSocket clients being served.", st.Clients)
-	m("hookpipe_relay_connections", "gauge", "Open WebSocket connections, including ones closing.", st.Conns)
-	m("hookpipe_relay_frames_built_total", "counter", "Distinct frames encoded (each sent to many clients).", st.FramesBuilt)
-	m("hookpipe_relay_frames_sent_total", "counter", "Frames written to clients.", st.FramesSent)
-	m("hookpipe_relay_bytes_sent_total", "counter", "Frame payload bytes written to clients.", st.BytesSent)
-	m("hookpipe_relay_frames_dropped_total", "counter", "Frames not delivered because a client's queue was full.", st.Dropped)
-	m("hookpipe_relay_slow_disconnects_total", "counter", "Clients cut off for being too slow.", st.SlowCuts)
-	fmt.Fprintf(w, "# HELP hookpipe_relay_refused_total Connections refused.\n# TYPE hookpipe_relay_refused_total counter\n"+
-		"hookpipe_relay_refused_total{reason=\"limit\"} %d\nhookpipe_relay_refused_total{reason=\"origin\"} %d\n",
-		st.RefusedFull, st.RefusedOrigin)
-	m("hookpipe_relay_snapshots_total", "counter", "Snapshot frames served to joining clients.", st.Snapshots)
-	m("hookpipe_relay_resumes_total", "counter", "Exact resumes served to reconnecting clients.", st.Resumes)
-	m("hookpipe_relay_invalid_events_total", "counter", "Stream messages that were not valid tasks.", st.BadEvents)
-	m("hookpipe_relay_stream_seq", "gauge", "Newest stream sequence taken in.", st.Seq)
-	m("hookpipe_relay_stream_lag", "gauge", "Stream messages not taken in yet.", st.Lag)
-	m("hookpipe_relay_interval_seconds", "gauge", "Current time between frames.", st.Interval.Seconds())
-	fmt.Fprintf(w, "# HELP hookpipe_relay_fanout_seconds Time taken to bring every client up to date once, the pauses that pace it aside.\n# TYPE hookpipe_relay_fanout_seconds summary\n"+
-		"hookpipe_relay_fanout_seconds_sum %v\nhookpipe_relay_fanout_seconds_count %d\n", st.FanoutTime.Seconds(), st.Fanouts)
-	m("hookpipe_relay_redis_errors_total", "counter", "Failed reads of the counts from Redis.", s.poller.Errors())
+	descs = struct {
+		clients, conns, built, framesSent, bytesSent, dropped, slow, refused, snapshots, resumes, bad, seq, lag, interval, fanout, redisErrors *prometheus.Desc
+	}{
+		clients:     desc("clients", "WebSocket clients being served."),
+		conns:       desc("connections", "Open WebSocket connections, including ones closing."),
+		built:       desc("frames_built_total", "Distinct frames encoded (each sent to many clients)."),
+		framesSent:  desc("frames_sent_total", "Frames written to clients."),
+		bytesSent:   desc("bytes_sent_total", "Frame payload bytes written to clients."),
+		dropped:     desc("frames_dropped_total", "Frames not delivered because a client's queue was full."),
+		slow:        desc("slow_disconnects_total", "Clients cut off for being too slow."),
+		refused:     prometheus.NewDesc("hookpipe_relay_refused_total", "Connections refused.", []string{"reason"}, nil),
+		snapshots:   desc("snapshots_total", "Snapshot frames served to joining clients."),
+		resumes:     desc("resumes_total", "Exact resumes served to reconnecting clients."),
+		bad:         desc("invalid_events_total", "Stream messages that were not tasks a receiver stored."),
+		seq:         desc("stream_seq", "Newest stream sequence taken in."),
+		lag:         desc("stream_lag", "Stream messages not taken in yet."),
+		interval:    desc("interval_seconds", "Current time between frames."),
+		fanout:      desc("fanout_seconds", "Time taken to bring every client up to date once, the pauses that pace it aside."),
+		redisErrors: desc("redis_errors_total", "Failed reads of the counts from Redis."),
+	}
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.hub.Stats()
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	gauge(descs.clients, float64(st.Clients))
+	gauge(descs.conns, float64(st.Conns))
+	counter(descs.built, float64(st.FramesBuilt))
+	counter(descs.framesSent, float64(st.FramesSent))
+	counter(descs.bytesSent, float64(st.BytesSent))
+	counter(descs.dropped, float64(st.Dropped))
+	counter(descs.slow, float64(st.SlowCuts))
+	counter(descs.refused, float64(st.RefusedFull), "limit")
+	counter(descs.refused, float64(st.RefusedOrigin), "origin")
+	counter(descs.snapshots, float64(st.Snapshots))
+	counter(descs.resumes, float64(st.Resumes))
+	counter(descs.bad, float64(st.BadEvents))
+	gauge(descs.seq, float64(st.Seq))
+	gauge(descs.lag, float64(st.Lag))
+	gauge(descs.interval, st.Interval.Seconds())
+	ch <- prometheus.MustNewConstSummary(descs.fanout, uint64(st.Fanouts), st.FanoutTime.Seconds(), nil)
+	counter(descs.redisErrors, float64(c.s.poller.Errors()))
 }

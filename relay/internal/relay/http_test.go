@@ -116,14 +116,11 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// Counts come from Redis: while it is away the relay reports not ready and
-// keeps the last counts; once it is back, clients again hold what Redis
-// holds.
+// While Redis is away the relay reports not ready; once it is back,
+// clients hold what Redis holds.
 func TestRedisRestart(t *testing.T) {
-	e := newEnv(t)
 	rp := testenv.StartRedis(t)
-	e.redisURL = rp.URL()
-	e.rdb = redisClient(t, rp.URL())
+	e := newEnvOn(t, rp.URL(), testenv.KeyPrefix(t))
 	r := startRelay(t, e.config())
 	c := dial(t, wsURL(r, ""), nil)
 	e.publish(t, 20, 0)

@@ -41,6 +41,7 @@ type Server struct {
 	batches *batches.Store
 	ln      net.Listener
 	http    *http.Server
+	metrics http.Handler
 }
 
 // Open validates cfg, starts connecting to NATS and Redis (neither needs to
@@ -85,8 +86,9 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	fc := cfg.Config
 	fc.CheckOrigin = func(r *http.Request) bool { return originAllowed(cfg.Origins, r) }
 	s.hub = fanout.New(fc, log)
-	s.reader = stream.NewReader(js, cfg.Stream, s.hub, log)
-	s.poller = counts.NewPoller(s.rdb, keys.Counts(), s.hub, cfg.CountsInterval, cfg.Interval, log)
+	s.poller = counts.NewPoller(s.rdb, keys, s.hub, cfg.CountsInterval, log)
+	s.reader = stream.NewReader(js, cfg.Stream, s.poller.Read, s.hub, log)
+	s.metrics = newMetrics(s)
 	s.batches = batches.NewStore(s.rdb, keys)
 	s.ln, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -178,7 +180,7 @@ func (s *Server) routes() http.Handler {
 		}
 		io.WriteString(w, why+"\n")
 	})
-	mux.HandleFunc("GET /metrics", s.metrics)
+	mux.HandleFunc("GET /metrics", s.serveMetrics)
 	return s.cors(mux)
 }
 

@@ -1,7 +1,9 @@
 // Package stream reads the JetStream stream of accepted tasks, in order,
-// into the relay's hub: first the recent history the hub keeps, then every
-// new message as it is stored. When NATS goes away it goes on, once NATS is
-// back, from the sequence after the last one the hub took.
+// into the relay's hub: first what Redis holds as the stream's fold and
+// the history from its watermark (or the recent events the hub keeps, when
+// those reach further back), then every new message as it is stored. When
+// NATS goes away it goes on, once NATS is back, from the sequence after the
+// last one the hub took.
 package stream
 
 import (
@@ -11,7 +13,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/backoff"
 	"github.com/hookpipe/hookpipe/plumbing/taskstream"
+	"github.com/hookpipe/hookpipe/relay/internal/fanout"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -22,18 +26,24 @@ type Sink interface {
 	NextSeq() uint64
 	// RingSize is how many recent messages to load on start.
 	RingSize() int
-	// Begin says where reading starts and what the newest message was then.
-	Begin(ctx context.Context, from, last uint64) error
-	// Publish hands over one valid task.
-	Publish(ctx context.Context, ev task.Event, pending uint64) error
-	// Skip hands over a message that is not a valid task.
+	// Begin says where reading starts, what the newest message was then,
+	// and what Redis held as the fold.
+	Begin(ctx context.Context, from, last uint64, base fanout.Base) error
+	// Append hands over one task a receiver stored.
+	Append(ctx context.Context, ev task.Event, pending uint64) error
+	// Skip hands over a message that is not a task a receiver stored.
 	Skip(ctx context.Context, seq, pending uint64) error
 }
+
+// BaseReader reads what Redis holds as the stream's fold; false when it
+// holds none (it is being restored).
+type BaseReader func(ctx context.Context) (fanout.Base, bool, error)
 
 // Reader copies the stream into a Sink.
 type Reader struct {
 	js       jetstream.JetStream
 	settings task.StreamSettings
+	base     BaseReader
 	sink     Sink
 	log      *slog.Logger
 	// heartbeat is how often the server must show a consumer is alive; a
@@ -44,17 +54,16 @@ type Reader struct {
 	checkEvery time.Duration
 }
 
-// NewReader returns a Reader from js into sink.
-// It creates the stream with settings when it does not exist yet.
-func NewReader(js jetstream.JetStream, settings task.StreamSettings, sink Sink, log *slog.Logger) *Reader {
-	return &Reader{js: js, settings: settings, sink: sink, log: log, heartbeat: 2 * time.Second, checkEvery: 5 * time.Second}
+// NewReader returns a Reader from js into sink, which starts from what base
+// reads. It creates the stream with settings when it does not exist yet.
+func NewReader(js jetstream.JetStream, settings task.StreamSettings, base BaseReader, sink Sink, log *slog.Logger) *Reader {
+	return &Reader{js: js, settings: settings, base: base, sink: sink, log: log, heartbeat: 2 * time.Second, checkEvery: 5 * time.Second}
 }
 
 // Run reads until ctx ends. Failures to reach NATS are logged once per
 // outage and retried with backoff; Run returns nil when ctx ends.
 func (r *Reader) Run(ctx context.Context) error {
-	const minWait, maxWait = 100 * time.Millisecond, 5 * time.Second
-	wait := minWait
+	delays := backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2}
 	failing := false
 	for {
 		err := r.consume(ctx, func() {
@@ -62,7 +71,7 @@ func (r *Reader) Run(ctx context.Context) error {
 				r.log.Info("stream reader reconnected", "next_seq", r.sink.NextSeq())
 				failing = false
 			}
-			wait = minWait
+			delays.Reset()
 		})
 		if ctx.Err() != nil {
 			return nil
@@ -74,9 +83,8 @@ func (r *Reader) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(wait):
+		case <-time.After(delays.Next()):
 		}
-		wait = min(wait*2, maxWait)
 	}
 }
 
@@ -98,17 +106,29 @@ func (r *Reader) consume(ctx context.Context, ok func()) error {
 		next = 0
 	}
 	if next == 0 {
+		base, ok, err := r.base(ctx)
+		if err != nil {
+			return fmt.Errorf("read the counts' base: %w", err)
+		}
+		if !ok || base.Watermark > state.LastSeq {
+			// Redis is being restored by a receiver, or belongs to a stream
+			// made anew it has not caught up with yet.
+			return fmt.Errorf("redis holds no counts for this stream yet (watermark %d, stream at %d)", base.Watermark, state.LastSeq)
+		}
+		// Load the recent events the hub keeps, and at least every event
+		// after Redis's watermark, which the hub counts itself.
 		from, last := state.FirstSeq, state.LastSeq
 		if n := uint64(r.sink.RingSize()); last >= n && last-n+1 > from {
 			from = last - n + 1
 		}
+		from = max(min(from, base.Watermark+1), state.FirstSeq)
 		if state.Msgs == 0 {
 			from = last + 1
 		}
-		if err := r.sink.Begin(ctx, from, last); err != nil {
+		if err := r.sink.Begin(ctx, from, last, base); err != nil {
 			return err
 		}
-		r.log.Info("stream reader loading history", "from", from, "last", last)
+		r.log.Info("stream reader loading history", "from", from, "last", last, "watermark", base.Watermark)
 		next = from
 	}
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
@@ -167,11 +187,11 @@ func (r *Reader) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	seq, pending := meta.Sequence.Stream, meta.NumPending
-	t, err := task.Decode(msg.Data())
+	t, err := task.DecodeStored(msg.Data(), msg.Headers().Get(task.HeaderFingerprint))
 	if err != nil {
-		r.log.Warn("stream message is not a task, left out", "seq", seq, "err", err)
+		r.log.Debug("stream message is not a task a receiver stored, left out", "seq", seq, "err", err)
 		r.sink.Skip(ctx, seq, pending)
 		return
 	}
-	r.sink.Publish(ctx, task.Event{Seq: seq, Time: meta.Timestamp, Task: t}, pending)
+	r.sink.Append(ctx, task.Event{Seq: seq, Time: meta.Timestamp, Task: t}, pending)
 }
