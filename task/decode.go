@@ -3,6 +3,7 @@ package task
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -67,7 +68,19 @@ func Decode(data []byte) (Task, error) {
 			return Task{}, &FieldError{Field: fieldNames[f], Problem: "is required"}
 		}
 	}
+	d.t.BatchID = canonicalUUID(d.t.BatchID)
 	return d.t, d.t.Validate()
+}
+
+// canonicalUUID returns a UUID in lower case, its canonical form (RFC
+// 9562), so that the same batch written in upper case is the same batch.
+func canonicalUUID(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'F' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
 }
 
 func (d *decoder) fail(problem string) {

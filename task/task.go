@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -75,6 +76,13 @@ func (t Task) Validate() error {
 	if !utf8.ValidString(t.Owner) {
 		return &FieldError{Field: "owner", Problem: "is not valid UTF-8"}
 	}
+	for _, r := range t.Owner {
+		// Control characters break lines and logs; format characters such
+		// as U+202E reorder what a list shows.
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return &FieldError{Field: "owner", Problem: fmt.Sprintf("must not hold control or format characters (%U)", r)}
+		}
+	}
 	if !t.Priority.Valid() {
 		return &FieldError{Field: "priority", Problem: "must be one of Low, Moderate, Major, Critical"}
 	}
@@ -109,7 +117,8 @@ func (t Task) AppendJSON(b []byte) []byte {
 }
 
 // IsUUID reports whether s has the shape of a UUID: 36 characters, hex
-// digits with dashes at 8, 13, 18 and 23. Batch ids must.
+// digits with dashes at 8, 13, 18 and 23. Batch ids must; Decode puts them
+// in lower case.
 func IsUUID(s string) bool {
 	if len(s) != 36 {
 		return false

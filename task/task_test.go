@@ -3,6 +3,7 @@ package task_test
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -170,5 +171,30 @@ func TestFrameJSON(t *testing.T) {
 	}
 	if !strings.Contains(string(b), `"owner":"x"`) {
 		t.Errorf("event task fields not inline: %s", b)
+	}
+}
+
+func TestOwnerWithoutControlOrFormatCharacters(t *testing.T) {
+	for _, owner := range []string{"Ann\u202ENaL", "tab\there", "new\nline", "bell\x07", "zero\u200Bwidth", "bom\uFEFF"} {
+		o, _ := json.Marshal(owner)
+		body := `{"batchid":"` + batch + `","id":1,"owner":` + string(o) + `,"priority":"Low"}`
+		_, err := task.Decode([]byte(body))
+		var fe *task.FieldError
+		if !errors.As(err, &fe) || fe.Field != "owner" {
+			t.Errorf("owner %q: %v, want a 400 naming owner", owner, err)
+		}
+	}
+	for _, owner := range []string{"Émile Zola", "漢字 🙂", "O'Brien-Smith"} {
+		if _, err := task.Decode([]byte(`{"batchid":"` + batch + `","id":1,"owner":` + strconv.Quote(owner) + `,"priority":"Low"}`)); err != nil {
+			t.Errorf("owner %q refused: %v", owner, err)
+		}
+	}
+}
+
+func TestBatchIDInCanonicalLowerCase(t *testing.T) {
+	upper := strings.ToUpper(batch)
+	tk, err := task.Decode([]byte(`{"batchid":"` + upper + `","id":1,"owner":"A","priority":"Low"}`))
+	if err != nil || tk.BatchID != batch {
+		t.Fatalf("upper-case batch id decoded as %q, %v; want %q", tk.BatchID, err, batch)
 	}
 }

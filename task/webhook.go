@@ -33,6 +33,14 @@ var (
 	ErrStale           = errors.New("webhook: timestamp outside the tolerance")
 	ErrSignature       = errors.New("webhook: no signature matches")
 	ErrMalformedSecret = errors.New("webhook: secret must be whsec_ followed by base64")
+	ErrSecretLength    = errors.New("webhook: secret must be 24 to 64 bytes (32 to 88 characters of base64)")
+)
+
+// Bounds of a secret's length in bytes, as the Standard Webhooks reference
+// libraries take them.
+const (
+	MinSecretLen = 24
+	MaxSecretLen = 64
 )
 
 // Secret is a signing key.
@@ -49,13 +57,24 @@ func ParseSecret(s string) (Secret, error) {
 	if err != nil {
 		return nil, ErrMalformedSecret
 	}
+	if len(b) < MinSecretLen || len(b) > MaxSecretLen {
+		return nil, ErrSecretLength
+	}
 	return Secret(b), nil
 }
 
+// ErrBlankSecret is returned by ParseSecrets for a setting that holds
+// nothing but spaces: taken as no secret, it would turn signing off.
+var ErrBlankSecret = errors.New("webhook: secret is set but blank")
+
 // ParseSecrets decodes a space-separated list of secrets, as given to
 // --webhook-secret. Several secrets let a receiver accept both the old and
-// the new one while senders rotate.
+// the new one while senders rotate. An empty list is no secret; one of
+// spaces only is ErrBlankSecret.
 func ParseSecrets(list string) ([]Secret, error) {
+	if list != "" && strings.TrimSpace(list) == "" {
+		return nil, ErrBlankSecret
+	}
 	var out []Secret
 	for _, f := range strings.Fields(list) {
 		s, err := ParseSecret(f)
@@ -109,15 +128,18 @@ func (v *Verifier) Verify(id, timestamp, signatures string, body []byte, now tim
 	if id == "" || timestamp == "" || signatures == "" {
 		return ErrNoSignature
 	}
-	unix, err := strconv.ParseInt(timestamp, 10, 64)
-	if err != nil {
+	unix, ok := canonicalSeconds(timestamp)
+	if !ok {
 		return ErrBadTimestamp
 	}
 	tol := v.Tolerance
 	if tol <= 0 {
 		tol = DefaultTolerance
 	}
-	if d := now.Unix() - unix; d > int64(tol/time.Second) || -d > int64(tol/time.Second) {
+	// Compared as bounds on unix, which cannot overflow: now is a real
+	// clock's, far from the ends of int64.
+	n, t := now.Unix(), int64(tol/time.Second)
+	if unix < n-t || unix > n+t {
 		return ErrStale
 	}
 	v.once.Do(func() {
@@ -132,9 +154,11 @@ func (v *Verifier) Verify(id, timestamp, signatures string, body []byte, now tim
 	for i := range v.Secrets {
 		m := v.macs[i].Get().(hash.Hash)
 		m.Reset()
+		// The signed content has the header's timestamp as sent, which is
+		// canonical: the same bytes as it formats.
 		p := append(prefix[:0], id...)
 		p = append(p, '.')
-		p = strconv.AppendInt(p, unix, 10)
+		p = append(p, timestamp...)
 		p = append(p, '.')
 		m.Write(p)
 		m.Write(body)
@@ -148,6 +172,25 @@ func (v *Verifier) Verify(id, timestamp, signatures string, body []byte, now tim
 		}
 	}
 	return ErrSignature
+}
+
+// canonicalSeconds parses a timestamp in canonical decimal: digits only,
+// no sign, no leading zero (but "0"), at most 18 digits so that it fits an
+// int64 with room. Anything else is not a timestamp a conforming sender
+// makes, and its signature would be over other bytes than it looks.
+func canonicalSeconds(s string) (int64, bool) {
+	if s == "" || len(s) > 18 || (s[0] == '0' && len(s) > 1) {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // constantTimeEqual compares in time that depends on the lengths only.

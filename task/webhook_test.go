@@ -1,6 +1,9 @@
 package task_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"testing"
 	"time"
@@ -32,7 +35,10 @@ func TestSignSpecVector(t *testing.T) {
 
 func TestVerify(t *testing.T) {
 	old, _ := task.ParseSecret(specSecret)
-	cur, _ := task.ParseSecret("whsec_" + "c2VjcmV0LXR3by1zZWNyZXQtdHdvLXNlY3JldC10d28=")
+	cur, err := task.ParseSecret("whsec_" + "c2VjcmV0LXR3by1zZWNyZXQtdHdvLXNlY3JldC10d28=")
+	if err != nil {
+		t.Fatal(err)
+	}
 	v := task.Verifier{Secrets: []task.Secret{cur, old}}
 	now := time.Unix(specTS, 0)
 	body := []byte(specBody)
@@ -71,13 +77,59 @@ func TestVerify(t *testing.T) {
 }
 
 func TestParseSecrets(t *testing.T) {
-	got, err := task.ParseSecrets(" " + specSecret + "  whsec_c2Vjb25k ")
-	if err != nil || len(got) != 2 || string(got[1]) != "second" {
+	second := "whsec_" + "c2Vjb25kLXNlY3JldC1vZi0yNC1ieXRlcw==" // "second-secret-of-24-bytes"
+	got, err := task.ParseSecrets(" " + specSecret + "  " + second + " ")
+	if err != nil || len(got) != 2 || string(got[1]) != "second-secret-of-24-bytes" {
 		t.Fatalf("got %q, %v", got, err)
 	}
-	if _, err := task.ParseSecrets("whsec_not*base64"); !errors.Is(err, task.ErrMalformedSecret) {
-		t.Fatalf("got %v, want ErrMalformedSecret", err)
+	if got, err := task.ParseSecrets(""); err != nil || got != nil {
+		t.Fatalf("no secret: %q %v", got, err)
 	}
+	for _, tt := range []struct {
+		list string
+		want error
+	}{
+		{"whsec_not*base64", task.ErrMalformedSecret},
+		{"whsec_AA==", task.ErrSecretLength}, // 1 byte
+		{"whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=", task.ErrSecretLength}, // 65 bytes
+		{"   ", task.ErrBlankSecret},
+		{"\t", task.ErrBlankSecret},
+	} {
+		if _, err := task.ParseSecrets(tt.list); !errors.Is(err, tt.want) {
+			t.Errorf("ParseSecrets(%q) = %v, want %v", tt.list, err, tt.want)
+		}
+	}
+}
+
+// Timestamps are canonical decimal as the signer formats them; anything
+// else is refused before any signature is computed, and extreme values do
+// not overflow into the tolerance.
+func TestVerifyTimestampEdges(t *testing.T) {
+	s, _ := task.ParseSecret(specSecret)
+	v := task.Verifier{Secrets: []task.Secret{s}}
+	now := time.Unix(specTS, 0)
+	body := []byte(specBody)
+	for _, ts := range []string{"+1614265330", "01614265330", " 1614265330", "1614265330.0", "-1", "1e9",
+		"9223372036854775807", "99999999999999999999", "-9223372036854775808"} {
+		// Even a signature made over these exact bytes does not pass.
+		sig := sign(s, specID, ts, body)
+		if err := v.Verify(specID, ts, sig, body, now); !errors.Is(err, task.ErrBadTimestamp) && !errors.Is(err, task.ErrStale) {
+			t.Errorf("timestamp %q: %v, want ErrBadTimestamp or ErrStale", ts, err)
+		}
+	}
+	// A conforming signature over the raw header passes.
+	if err := v.Verify(specID, "1614265330", sign(s, specID, "1614265330", body), body, now); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sign computes a v1 signature over id.timestamp.body as given, the way a
+// sender that formats its timestamp its own way would.
+func sign(s task.Secret, id, ts string, body []byte) string {
+	m := hmac.New(sha256.New, s)
+	m.Write([]byte(id + "." + ts + "."))
+	m.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
 func BenchmarkVerify(b *testing.B) {

@@ -115,6 +115,7 @@ type Fold struct {
 	lastAt  atomic.Int64 // stored time of the state's last event, Unix ns
 
 	position   atomic.Uint64 // state.Seq, for other goroutines
+	batches    atomic.Int64  // state.Len()
 	watermark  atomic.Uint64 // W as last seen in Redis
 	backlogged atomic.Bool
 
@@ -135,6 +136,9 @@ func New(js jetstream.JetStream, rdb redis.UniversalClient, opts Options) *Fold 
 // Position returns the last stream sequence the fold has taken in (in
 // memory; Redis follows).
 func (f *Fold) Position() uint64 { return f.position.Load() }
+
+// Batches returns how many batches the fold keeps.
+func (f *Fold) Batches() int64 { return f.batches.Load() }
 
 // Watermark returns Redis's watermark as the fold last saw it.
 func (f *Fold) Watermark() uint64 { return f.watermark.Load() }
@@ -340,6 +344,7 @@ func (f *Fold) session(ctx context.Context, ok func()) error {
 			}
 		}
 		f.position.Store(f.state.Seq)
+		f.batches.Store(int64(f.state.Len()))
 		f.m.position.Set(float64(f.state.Seq))
 		if !redisUp || last <= cursor {
 			continue

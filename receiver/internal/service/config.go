@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/access"
 	"github.com/hookpipe/hookpipe/plumbing/envflag"
 	"github.com/hookpipe/hookpipe/plumbing/logging"
 	"github.com/hookpipe/hookpipe/plumbing/natsconn"
@@ -40,6 +41,13 @@ type Config struct {
 	// spaces; default none, which accepts unsigned requests.
 	// HOOKPIPE_WEBHOOK_SECRET.
 	WebhookSecret string
+	// AllowUnsigned lets a receiver without a secret listen beyond
+	// loopback; default false: anyone who can reach it could then add tasks
+	// (--allow-unsigned, HOOKPIPE_ALLOW_UNSIGNED).
+	AllowUnsigned bool
+	// Access holds the access token /metrics requires (required beyond
+	// loopback) and the host names an unsigned receiver answers to.
+	Access access.Config
 	// Tolerance is how far a signed request's timestamp may be from now;
 	// default 5m. HOOKPIPE_WEBHOOK_TOLERANCE.
 	Tolerance time.Duration
@@ -143,8 +151,15 @@ func (c *Config) Validate() error {
 	if err := c.Redis.Validate(); err != nil {
 		return fmt.Errorf("receiver: %w", err)
 	}
-	if _, err := task.ParseSecrets(c.WebhookSecret); err != nil {
+	secrets, err := task.ParseSecrets(c.WebhookSecret)
+	if err != nil {
 		return fmt.Errorf("receiver: --webhook-secret: %w", err)
+	}
+	if len(secrets) == 0 && !access.IsLoopback(c.Addr) && !c.AllowUnsigned {
+		return fmt.Errorf("receiver: listening on %s, beyond loopback, without --webhook-secret: anyone who can reach it could add tasks; set HOOKPIPE_WEBHOOK_SECRET, or --allow-unsigned to take unsigned webhooks all the same", c.Addr)
+	}
+	if err := c.Access.Validate(c.Addr); err != nil {
+		return fmt.Errorf("receiver: %w", err)
 	}
 	return nil
 }
@@ -161,7 +176,8 @@ func (c *Config) Parse(args []string, getenv func(string) string, out io.Writer)
 	c.Redis.Bind(fs)
 	fs.String(&c.KeyPrefix, "key-prefix", "HOOKPIPE_KEY_PREFIX", "prefix of every Redis key")
 	fs.Group("Webhooks")
-	fs.Secret(&c.WebhookSecret, "webhook-secret", "HOOKPIPE_WEBHOOK_SECRET", "signing secrets whsec_<base64>, space separated; empty accepts unsigned requests")
+	fs.Secret(&c.WebhookSecret, "webhook-secret", "HOOKPIPE_WEBHOOK_SECRET", "signing secrets whsec_<base64>, space separated; empty accepts unsigned requests, on loopback only unless --allow-unsigned")
+	fs.Bool(&c.AllowUnsigned, "allow-unsigned", "HOOKPIPE_ALLOW_UNSIGNED", "take unsigned webhooks on an address beyond loopback")
 	fs.Duration(&c.Tolerance, "webhook-tolerance", "HOOKPIPE_WEBHOOK_TOLERANCE", "largest accepted distance of a signed timestamp from now")
 	fs.Int(&c.MaxBodySize, "max-body-size", "HOOKPIPE_MAX_BODY_SIZE", "largest request body in bytes, else 413")
 	fs.Duration(&c.Timeout, "timeout", "HOOKPIPE_RECEIVER_TIMEOUT", "deadline for the Redis and NATS work of one request, else 503")
@@ -175,6 +191,8 @@ func (c *Config) Parse(args []string, getenv func(string) string, out io.Writer)
 	fs.Duration(&c.ReadTimeout, "read-timeout", "HOOKPIPE_READ_TIMEOUT", "deadline for reading one request")
 	fs.Duration(&c.IdleTimeout, "idle-timeout", "HOOKPIPE_IDLE_TIMEOUT", "idle keep-alive connections are closed after this")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HOOKPIPE_SHUTDOWN_TIMEOUT", "deadline of a graceful shutdown")
+	fs.Group("Access")
+	c.Access.Bind(fs)
 	fs.Group("Logging")
 	c.Log.Bind(fs)
 	if err := fs.Parse(args); err != nil {

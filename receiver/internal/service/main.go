@@ -8,9 +8,11 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/access"
 	"github.com/hookpipe/hookpipe/plumbing/natsconn"
 	"github.com/hookpipe/hookpipe/plumbing/redisconn"
 	"github.com/hookpipe/hookpipe/receiver/internal/fold"
@@ -21,6 +23,7 @@ import (
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 )
@@ -139,6 +142,17 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	seenStore := seen.New(m.rdb, seen.Options{Keys: keys, Timeout: c.Timeout})
 	m.wg.Go(func() { m.Fold.Run(runCtx) })
+	m.wg.Go(func() { m.checkRedisMemory(runCtx) })
+	m.Metrics.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hookpipe_fold_batches", Help: "Batches the fold keeps, in Redis and checkpoints."},
+			func() float64 { return float64(m.Fold.Batches()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hookpipe_redis_keys", Help: "Keys in Redis (DBSIZE, summed over a cluster's masters): hookpipe's counts and batches, and one seen key per webhook id remembered."},
+			func() float64 {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				n, _ := m.rdb.DBSize(ctx).Result()
+				return float64(n)
+			}))
 	m.wg.Go(func() { seenStore.Run(runCtx) })
 	m.wg.Go(func() { m.ensureStream(runCtx) })
 
@@ -151,10 +165,14 @@ func (m *Main) Run(ctx context.Context) error {
 		Metrics:    m.Metrics,
 		Log:        m.Log,
 	}
+	h.Gate = access.NewGate(c.Access.Token)
 	if len(secrets) > 0 {
 		h.Verifier = &task.Verifier{Secrets: secrets, Tolerance: c.Tolerance}
 		m.Log.Info("webhook signatures required", "secrets", len(secrets))
 	} else {
+		// Unsigned webhooks come from anywhere that can reach the port,
+		// browsers included: only from names it was told it has.
+		h.Hosts = access.NewHosts(c.Access.Hosts)
 		m.Log.Warn("webhook signing is off: unsigned requests are accepted; set HOOKPIPE_WEBHOOK_SECRET to require signatures")
 	}
 	m.srv = &fasthttp.Server{
@@ -181,6 +199,40 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Log.Info("receiver listening", "addr", m.ln.Addr().String(), "path", c.Path,
 		"nats", c.NATS.Redacted(), "redis", c.Redis.Redacted(), "key_prefix", c.KeyPrefix)
 	return nil
+}
+
+// checkRedisMemory reads, once Redis answers, whether its memory is
+// bounded and what it evicts when full, and says what that means for
+// hookpipe's keys.
+func (m *Main) checkRedisMemory(ctx context.Context) {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		vals, err := m.rdb.ConfigGet(cctx, "maxmemory*").Result()
+		cancel()
+		if err == nil {
+			max, policy := vals["maxmemory"], vals["maxmemory-policy"]
+			switch {
+			case max == "0" || max == "":
+				m.Log.Warn("redis memory is unbounded (maxmemory 0): set maxmemory so that a flood of webhook ids cannot exhaust the host; hookpipe's keys are bounded by --keep-batches and --dedupe-ttl")
+			case strings.HasPrefix(policy, "allkeys-"):
+				m.Log.Warn("redis may evict any key when full (maxmemory-policy "+policy+"): the counts would be evicted and restored from the stream again and again; use noeviction", "maxmemory", max)
+			case strings.HasPrefix(policy, "volatile-"):
+				m.Log.Warn("redis may evict keys with a TTL when full (maxmemory-policy "+policy+"): seen webhook ids would be forgotten early, narrowing the dedupe window to the stream's; use noeviction", "maxmemory", max)
+			default:
+				m.Log.Info("redis memory bounded", "maxmemory", max, "policy", policy)
+			}
+			return
+		}
+		if strings.Contains(err.Error(), "NOPERM") || strings.Contains(err.Error(), "unknown command") {
+			m.Log.Info("redis memory settings not readable by this user: make sure maxmemory is set and maxmemory-policy is noeviction")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
 }
 
 // ensureStream creates the stream as soon as NATS answers.

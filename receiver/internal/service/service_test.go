@@ -111,6 +111,10 @@ func (e *env) post(t testing.TB, id string, body []byte, hdr map[string]string) 
 		req.Header.Set(task.HeaderID, id)
 	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		if v == "" {
 			req.Header.Del(k)
 		} else {
@@ -302,12 +306,12 @@ func TestHealthAndMetrics(t *testing.T) {
 }
 
 func TestConfigFromEnvAndFlags(t *testing.T) {
-	env := map[string]string{"HOOKPIPE_RECEIVER_ADDR": ":7000", "HOOKPIPE_MAX_BODY_SIZE": "1000", "REDIS_URL": "redis://r:1"}
+	env := map[string]string{"HOOKPIPE_RECEIVER_ADDR": "127.0.0.1:7000", "HOOKPIPE_MAX_BODY_SIZE": "1000", "REDIS_URL": "redis://r:1"}
 	c := service.DefaultConfig()
-	if err := c.Parse([]string{"--addr", ":7001"}, func(k string) string { return env[k] }, io.Discard); err != nil {
+	if err := c.Parse([]string{"--addr", "127.0.0.1:7001"}, func(k string) string { return env[k] }, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != ":7001" || c.MaxBodySize != 1000 || c.Redis.URL != "redis://r:1" {
+	if c.Addr != "127.0.0.1:7001" || c.MaxBodySize != 1000 || c.Redis.URL != "redis://r:1" {
 		t.Fatalf("got addr %s size %d redis %s; want the flag over the env, the env over the default", c.Addr, c.MaxBodySize, c.Redis.URL)
 	}
 	for _, bad := range [][]string{{"--max-body-size", "12abc"}, {"--webhook-secret", "whsec_***"}, {"--timeout", "0s"}, {"--log-format", "xml"}} {

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/access"
 	"github.com/hookpipe/hookpipe/receiver/internal/ingest"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/valyala/fasthttp"
@@ -44,6 +45,12 @@ type Handler struct {
 	Ready func(ctx context.Context) error
 	// Metrics is where the handler counts what it does; required.
 	Metrics *Metrics
+	// Gate guards /metrics; nil leaves it open.
+	Gate *access.Gate
+	// Hosts, when set, is the Host allow-list of the webhook path: a
+	// receiver that takes unsigned webhooks must not take them from a page
+	// whose name was rebound to it.
+	Hosts *access.Hosts
 	// Log receives one line per failure that matters, never one per request.
 	Log *slog.Logger
 	// Now returns the time; default time.Now. Tests move it.
@@ -61,14 +68,18 @@ var (
 	errMethod      = errors.New("method not allowed: use POST")
 	errContentType = errors.New("content type must be application/json")
 	errTooLarge    = errors.New("body too large")
-	errBadID       = &task.FieldError{Field: task.HeaderID, Problem: "must be 1 to 256 printable ASCII characters"}
+	errBadID       = &task.FieldError{Field: task.HeaderID, Problem: "must be 1 to 64 printable ASCII characters"}
+	errHost        = errors.New("host not allowed: start the receiver with --allowed-hosts naming it")
+	errAccess      = errors.New("access token required")
 	errTimeout     = errors.New("request not received in time")
 	errHeaders     = errors.New("request headers too large")
 )
 
-// maxIDLen bounds a webhook id, which becomes part of a Redis key and a NATS
-// header.
-const maxIDLen = 256
+// maxIDLen bounds a webhook id, which becomes part of a Redis key, a NATS
+// header and the stream's duplicate window, all held in memory: Standard
+// Webhooks ids are about 30 characters ("msg_" and a KSUID), a UUID with a
+// prefix about 40.
+const maxIDLen = 64
 
 var (
 	bodyOK      = []byte(`{"status":"ok"}`)
@@ -86,6 +97,11 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 	case string(path) == "/readyz":
 		h.readyz(ctx)
 	case string(path) == "/metrics":
+		if h.Gate != nil && !h.Gate.Bearer(string(ctx.Request.Header.Peek("Authorization"))) && !h.Gate.Open() {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="hookpipe"`)
+			h.fail(ctx, errAccess)
+			return
+		}
 		h.Metrics.serve(ctx)
 	default:
 		h.fail(ctx, errNotFound)
@@ -114,6 +130,10 @@ func (h *Handler) ingest(ctx *fasthttp.RequestCtx) {
 		h.Metrics.observe(ctx.Response.StatusCode(), time.Since(start))
 	}()
 
+	if h.Hosts != nil && !h.Hosts.Allowed(string(ctx.Host())) {
+		h.fail(ctx, errHost)
+		return
+	}
 	if !ctx.IsPost() {
 		ctx.Response.Header.Set("Allow", "POST")
 		h.fail(ctx, errMethod)
@@ -239,6 +259,10 @@ func status(err error) int {
 		return fasthttp.StatusConflict
 	case errors.Is(err, ingest.ErrSeenUnavailable), errors.Is(err, ingest.ErrStreamUnavailable), errors.Is(err, ingest.ErrBacklog):
 		return fasthttp.StatusServiceUnavailable
+	case errors.Is(err, errHost):
+		return fasthttp.StatusMisdirectedRequest
+	case errors.Is(err, errAccess):
+		return fasthttp.StatusUnauthorized
 	case errors.Is(err, errTimeout):
 		return fasthttp.StatusRequestTimeout
 	case errors.Is(err, errHeaders):

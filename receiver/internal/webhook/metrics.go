@@ -12,7 +12,7 @@ import (
 
 // statuses are the HTTP statuses the handler answers, each with a counter
 // resolved once, so that counting a request is one atomic add.
-var statuses = [...]int{200, 400, 401, 404, 405, 408, 409, 413, 415, 431, 500, 503}
+var statuses = [...]int{200, 400, 401, 404, 405, 408, 409, 413, 415, 421, 431, 500, 503}
 
 // latencyBuckets are the upper bounds, in seconds, of the latency histogram.
 var latencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
