@@ -126,6 +126,10 @@ func startRelay(ctx context.Context, o options) (*exec.Cmd, string, error) {
 		"HOOKPIPE_KEY_PREFIX="+o.prefix,
 		"HOOKPIPE_RELAY_ADDR="+addr,
 		"HOOKPIPE_RELAY_MAX_CONNS="+strconv.Itoa(o.clients+100),
+		// Every client comes from 127.0.0.1.
+		"HOOKPIPE_RELAY_MAX_CONNS_PER_IP="+strconv.Itoa(o.clients+100),
+		"HOOKPIPE_RELAY_JOIN_BURST="+strconv.Itoa(o.clients+100),
+		"HOOKPIPE_RELAY_JOIN_RATE=1000000",
 		"HOOKPIPE_LOG_LEVEL=warn",
 	)
 	if err != nil {

@@ -40,6 +40,7 @@ type client struct {
 	pong     []byte   // the pong answering the latest ping, nil when none is due
 	capacity int      // most frames pending before the client is too slow
 
+	ended  func() // called once the connection is over
 	resume bool
 	since  uint64
 	joined time.Time
@@ -142,7 +143,19 @@ func (c *client) close(code int, reason string) {
 
 // ServeHTTP upgrades a request to a WebSocket and serves it until it ends.
 // The query parameter since=<seq> resumes after that stream sequence.
-func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.Serve(w, r, nil) }
+
+// Serve is ServeHTTP calling ended, when not nil, once the connection is
+// over (or was never made), so that whoever admitted it can count it.
+func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, ended func()) {
+	served := false
+	if ended != nil {
+		defer func() {
+			if !served {
+				ended()
+			}
+		}()
+	}
 	c := &client{joined: time.Now()}
 	if s := r.URL.Query().Get("since"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
@@ -170,6 +183,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.raw, _ = sc.SyscallConn()
 	}
 	c.capacity = h.cfg.QueueSize
+	c.ended = ended
+	served = true
 	c.wake = make(chan struct{}, 1)
 	c.done = make(chan struct{})
 	h.clientsWG.Add(1)
@@ -262,6 +277,9 @@ func (h *Hub) write(c *client) {
 		c.conn.Close()
 		h.conns.Add(-1)
 		h.clientsWG.Done()
+		if c.ended != nil {
+			c.ended()
+		}
 	}()
 	nc := c.conn.NetConn()
 	// Allocated when the socket first fills, which an idle or quick client

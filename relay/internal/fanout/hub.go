@@ -65,6 +65,11 @@ type Config struct {
 	// ahead) waits until the hub has it: a client is never sent a sequence
 	// below the one it holds.
 	ResumeWait time.Duration
+	// MaxResumeEvents is the most events a resume carries; a client further
+	// behind gets a snapshot instead, so that a crowd resuming from many
+	// old sequences cannot make the hub encode its whole ring for each;
+	// default 1000.
+	MaxResumeEvents int
 	// MaxUpdateEvents, when positive, caps the events of a live update to
 	// the newest ones; default 0 sends every event. Event bytes, not frame
 	// count, bound how many clients a machine can serve: with 10,000 clients
@@ -85,17 +90,18 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		Interval:       10 * time.Millisecond,
-		MaxInterval:    250 * time.Millisecond,
-		SnapshotEvents: 100,
-		RingSize:       10000,
-		QueueSize:      200,
-		MaxConns:       20000,
-		PingInterval:   25 * time.Second,
-		PongTimeout:    60 * time.Second,
-		WriteTimeout:   10 * time.Second,
-		ReadLimit:      4096,
-		ResumeWait:     2 * time.Second,
+		Interval:        10 * time.Millisecond,
+		MaxInterval:     250 * time.Millisecond,
+		SnapshotEvents:  100,
+		RingSize:        10000,
+		QueueSize:       200,
+		MaxResumeEvents: 1000,
+		MaxConns:        20000,
+		PingInterval:    25 * time.Second,
+		PongTimeout:     60 * time.Second,
+		WriteTimeout:    10 * time.Second,
+		ReadLimit:       4096,
+		ResumeWait:      2 * time.Second,
 	}
 }
 
@@ -118,6 +124,7 @@ func (c Config) withDefaults() Config {
 	setInt(&c.SnapshotEvents, d.SnapshotEvents)
 	setInt(&c.RingSize, d.RingSize)
 	setInt(&c.QueueSize, d.QueueSize)
+	setInt(&c.MaxResumeEvents, d.MaxResumeEvents)
 	setInt(&c.MaxConns, d.MaxConns)
 	set(&c.PingInterval, d.PingInterval)
 	set(&c.PongTimeout, d.PongTimeout)
@@ -448,7 +455,7 @@ func (h *Hub) join(c *client, now time.Time) {
 	}
 	var f *frame
 	enc := &h.enc
-	if c.resume && c.since <= h.sent && tl.ring.covers(c.since) {
+	if c.resume && c.since <= h.sent && h.sent-c.since <= uint64(h.cfg.MaxResumeEvents) && tl.ring.covers(c.since) {
 		f = enc.cached(&enc.resume, c.since, h.sent, h.sentVersion, func() *frame {
 			enc.evbuf = tl.ring.after(enc.evbuf[:0], c.since, h.sent)
 			return enc.frame(task.FrameUpdate, h.sent, &h.sentCounts, enc.evbuf)

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/access"
 	"github.com/hookpipe/hookpipe/plumbing/envflag"
 	"github.com/hookpipe/hookpipe/plumbing/logging"
 	"github.com/hookpipe/hookpipe/plumbing/natsconn"
@@ -37,11 +39,35 @@ type Config struct {
 	// KeyPrefix starts every Redis key; default "hookpipe:"
 	// (--key-prefix, HOOKPIPE_KEY_PREFIX).
 	KeyPrefix string
-	// Origins are the browser origins allowed besides the relay's own host
-	// (any port of the host the request was addressed to); "*" allows all.
-	// Default "http://localhost:8080 http://127.0.0.1:8080", the dashboard
-	// (--origins, HOOKPIPE_RELAY_ORIGINS, space or comma separated).
+	// Origins are the browser origins allowed, the dashboards' (scheme,
+	// host and port); "*" allows all. Default "http://localhost:8080
+	// http://127.0.0.1:8080" (--origins, HOOKPIPE_RELAY_ORIGINS, space or
+	// comma separated). Every relay of a deployment needs the same.
 	Origins []string
+	// Access holds the access token /metrics requires, and which /ws and
+	// /batches take as well (required beyond loopback), and the host
+	// names the relay answers to besides loopback ones.
+	Access access.Config
+	// RelaySecret checks the connection tokens dashboards mint for their
+	// pages; default none, which is allowed only on loopback. Every relay
+	// and dashboard of a deployment needs the same (--relay-secret,
+	// HOOKPIPE_RELAY_SECRET).
+	RelaySecret string
+	// MaxConnsPerIP bounds the WebSocket connections open at once from one
+	// client address; default 64 (--max-conns-per-ip,
+	// HOOKPIPE_RELAY_MAX_CONNS_PER_IP).
+	MaxConnsPerIP int
+	// JoinRate and JoinBurst bound how fast one client address may open
+	// connections: JoinRate per second, JoinBurst at once; default 5 and 20
+	// (--join-rate, HOOKPIPE_RELAY_JOIN_RATE; --join-burst,
+	// HOOKPIPE_RELAY_JOIN_BURST).
+	JoinRate  float64
+	JoinBurst int
+	// TrustedProxies are the addresses (CIDRs) of load balancers in front:
+	// a connection from one counts against the client address its
+	// X-Forwarded-For names; default none (--trusted-proxies,
+	// HOOKPIPE_RELAY_TRUSTED_PROXIES). Every relay needs the same.
+	TrustedProxies []string
 	// Config is the hub's part: frame interval, snapshot and ring sizes,
 	// queues, connection limits, pings and timeouts. Its fields and
 	// defaults are documented on fanout.Config; each has a flag and a
@@ -69,6 +95,9 @@ func DefaultConfig() Config {
 		Stream:          task.DefaultStreamSettings(),
 		KeyPrefix:       task.DefaultKeyPrefix,
 		Origins:         []string{"http://localhost:8080", "http://127.0.0.1:8080"},
+		MaxConnsPerIP:   64,
+		JoinRate:        5,
+		JoinBurst:       20,
 		Config:          fanout.DefaultConfig(),
 		CountsInterval:  time.Second,
 		ShutdownTimeout: 10 * time.Second,
@@ -79,6 +108,21 @@ func DefaultConfig() Config {
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
 	var errs []error
+	if _, err := c.proxies(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Access.Validate(c.Addr); err != nil {
+		errs = append(errs, err)
+	}
+	if err := access.CheckSecret("--relay-secret", c.RelaySecret); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RelaySecret == "" && !access.IsLoopback(c.Addr) {
+		errs = append(errs, fmt.Errorf("listening on %s, beyond loopback, needs --relay-secret (HOOKPIPE_RELAY_SECRET), shared with the dashboards, so that only their pages connect", c.Addr))
+	}
+	if c.MaxConnsPerIP <= 0 || c.JoinRate <= 0 || c.JoinBurst <= 0 {
+		errs = append(errs, fmt.Errorf("max-conns-per-ip, join-rate and join-burst must be positive"))
+	}
 	positive := func(name string, d time.Duration) {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %v", name, d))
@@ -136,7 +180,15 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs := envflag.New("relay", "Pushes accepted tasks from the NATS stream to dashboards over WebSocket.", getenv, out)
 	fs.Group("HTTP")
 	fs.String(&c.Addr, "addr", "HOOKPIPE_RELAY_ADDR", "listen address for WebSocket, batches, health and metrics")
-	fs.Var((*listValue)(&c.Origins), "origins", "HOOKPIPE_RELAY_ORIGINS", "browser origins allowed besides the relay's own host, space or comma separated; * allows all")
+	fs.Var((*listValue)(&c.Origins), "origins", "HOOKPIPE_RELAY_ORIGINS", "browser origins allowed (the dashboards'), space or comma separated; * allows all")
+	fs.Group("Access")
+	c.Access.Bind(fs)
+	fs.Secret(&c.RelaySecret, "relay-secret", "HOOKPIPE_RELAY_SECRET", "secret that checks the dashboards' connection tokens, the same on every relay and dashboard; required beyond loopback")
+	fs.Int(&c.MaxConnsPerIP, "max-conns-per-ip", "HOOKPIPE_RELAY_MAX_CONNS_PER_IP", "most WebSocket connections open at once from one client address")
+	fs.Float64(&c.JoinRate, "join-rate", "HOOKPIPE_RELAY_JOIN_RATE", "new connections per second one client address may open")
+	fs.Int(&c.JoinBurst, "join-burst", "HOOKPIPE_RELAY_JOIN_BURST", "new connections one client address may open at once")
+	fs.Var((*listValue)(&c.TrustedProxies), "trusted-proxies", "HOOKPIPE_RELAY_TRUSTED_PROXIES", "load balancers in front (CIDRs): their X-Forwarded-For names the client")
+	fs.Int(&c.MaxResumeEvents, "max-resume-events", "HOOKPIPE_RELAY_MAX_RESUME_EVENTS", "most events a resume carries; further behind gets a snapshot")
 	fs.Group("NATS and Redis")
 	c.NATS.Bind(fs)
 	c.Redis.Bind(fs)
@@ -164,6 +216,26 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 		return c, err
 	}
 	return c, c.Validate()
+}
+
+// proxies parses TrustedProxies.
+func (c Config) proxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range c.TrustedProxies {
+		if !strings.Contains(p, "/") {
+			a, err := netip.ParseAddr(p)
+			if err != nil {
+				return nil, fmt.Errorf("trusted-proxies: %q is not an address or CIDR", p)
+			}
+			p = netip.PrefixFrom(a, a.BitLen()).String()
+		}
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("trusted-proxies: %q is not an address or CIDR", p)
+		}
+		out = append(out, pfx)
+	}
+	return out, nil
 }
 
 // listValue is a flag of space or comma separated words.

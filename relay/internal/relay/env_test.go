@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
@@ -95,7 +96,9 @@ func (e *env) makeTask(ownerLen int) (task.Task, string) {
 		Owner:    owner,
 		Priority: task.Priorities[n%task.NumPriorities],
 	}
-	return t, fmt.Sprintf("wh-%s-%d", e.prefix, n)
+	h := fnv.New32a()
+	h.Write([]byte(e.prefix))
+	return t, fmt.Sprintf("wh-%x-%d", h.Sum32(), n)
 }
 
 // publish sends n tasks to the receiver, retrying each until it is

@@ -123,6 +123,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descs.slow, float64(st.SlowCuts))
 	counter(descs.refused, float64(st.RefusedFull), "limit")
 	counter(descs.refused, float64(st.RefusedOrigin), "origin")
+	counter(descs.refused, float64(c.s.refusedToken.Load()), "token")
+	counter(descs.refused, float64(c.s.refusedIP.Load()), "address")
 	counter(descs.snapshots, float64(st.Snapshots))
 	counter(descs.resumes, float64(st.Resumes))
 	counter(descs.bad, float64(st.BadEvents))

@@ -276,7 +276,7 @@ func TestConnectionLimitAndOrigin(t *testing.T) {
 	}{
 		{"http://localhost:8080", true},
 		{"http://127.0.0.1:8080", true},
-		{"http://127.0.0.1:9999", true}, // same host as the relay
+		{"http://127.0.0.1:9999", false}, // another site on the same host: a rebinding page
 		{"http://evil.example", false},
 		{"null", false},
 	}

@@ -11,10 +11,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/access"
 	"github.com/hookpipe/hookpipe/plumbing/natsconn"
 	"github.com/hookpipe/hookpipe/plumbing/redisconn"
 	"github.com/hookpipe/hookpipe/relay/internal/batches"
@@ -42,6 +43,11 @@ type Server struct {
 	ln      net.Listener
 	http    *http.Server
 	metrics http.Handler
+	gate    *access.Gate
+	hosts   *access.Hosts
+	limits  *limiter
+
+	refusedToken, refusedIP atomic.Int64
 }
 
 // Open validates cfg, starts connecting to NATS and Redis (neither needs to
@@ -89,6 +95,10 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	s.poller = counts.NewPoller(s.rdb, keys, s.hub, cfg.CountsInterval, log)
 	s.reader = stream.NewReader(js, cfg.Stream, s.poller.Read, s.hub, log)
 	s.metrics = newMetrics(s)
+	s.gate = access.NewGate(cfg.Access.Token)
+	s.hosts = access.NewHosts(cfg.Access.Hosts)
+	trusted, _ := cfg.proxies() // checked by Validate
+	s.limits = newLimiter(cfg.MaxConnsPerIP, cfg.JoinRate, cfg.JoinBurst, trusted)
 	s.batches = batches.NewStore(s.rdb, keys)
 	s.ln, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -169,9 +179,9 @@ func (s *Server) Ready() (bool, string) {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", s.hub)
-	mux.HandleFunc("GET /batches", s.listBatches)
-	mux.HandleFunc("GET /batches/{id}", s.getBatch)
+	mux.Handle("GET /ws", s.credentials(http.HandlerFunc(s.serveWS)))
+	mux.Handle("GET /batches", s.credentials(http.HandlerFunc(s.listBatches)))
+	mux.Handle("GET /batches/{id}", s.credentials(http.HandlerFunc(s.getBatch)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		ok, why := s.Ready()
@@ -180,8 +190,47 @@ func (s *Server) routes() http.Handler {
 		}
 		io.WriteString(w, why+"\n")
 	})
-	mux.HandleFunc("GET /metrics", s.serveMetrics)
-	return s.cors(mux)
+	mux.Handle("GET /metrics", s.gate.API(http.HandlerFunc(s.serveMetrics)))
+	return s.hosts.Wrap(s.cors(mux))
+}
+
+// credentials lets through a request that carries a connection token the
+// dashboard minted, or the access token, as ?token= (a browser's WebSocket
+// cannot send headers) or "Authorization: Bearer": always when the relay
+// has a secret or an access token, and everyone when it has neither (on
+// loopback only, for development).
+func (s *Server) credentials(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.RelaySecret == "" && s.gate.Open() {
+			next.ServeHTTP(w, r)
+			return
+		}
+		tok := r.URL.Query().Get("token")
+		if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			tok = v
+		}
+		if (s.cfg.RelaySecret != "" && access.Check(s.cfg.RelaySecret, tok, time.Now()) == nil) ||
+			s.gate.Bearer("Bearer "+tok) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		s.refusedToken.Add(1)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="hookpipe"`)
+		http.Error(w, "a connection token from the dashboard is required, or the access token", http.StatusUnauthorized)
+	})
+}
+
+// serveWS admits a WebSocket client within its address's limits, and hands
+// it to the hub.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	addr := s.limits.clientAddr(r)
+	if ok, why := s.limits.admit(addr, time.Now()); !ok {
+		s.refusedIP.Add(1)
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, why, http.StatusTooManyRequests)
+		return
+	}
+	s.hub.Serve(w, r, func() { s.limits.release(addr) })
 }
 
 // cors lets the allowed browser origins read the relay's JSON endpoints.
@@ -196,6 +245,7 @@ func (s *Server) cors(next http.Handler) http.Handler {
 			w.Header().Set("Access-Control-Allow-Origin", o)
 			if r.Method == http.MethodOptions {
 				w.Header().Set("Access-Control-Allow-Methods", "GET, OPTIONS")
+				w.Header().Set("Access-Control-Allow-Headers", "Authorization")
 				w.Header().Set("Access-Control-Max-Age", "600")
 				w.WriteHeader(http.StatusNoContent)
 				return
@@ -205,32 +255,11 @@ func (s *Server) cors(next http.Handler) http.Handler {
 	})
 }
 
-// originAllowed admits requests without an Origin (not from a browser),
-// browsers on the relay's own host (any port, as the dashboard derives the
-// relay's address from its own), and the configured origins.
+// originAllowed admits requests without an Origin (not from a browser:
+// they need credentials all the same when the relay has them) and the
+// configured origins, only: a page on another port of the relay's host is
+// another site.
 func originAllowed(allowed []string, r *http.Request) bool {
 	o := r.Header.Get("Origin")
-	if o == "" {
-		return true
-	}
-	u, err := url.Parse(o)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	if strings.EqualFold(u.Hostname(), hostOnly(r.Host)) {
-		return true
-	}
-	for _, a := range allowed {
-		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), o) {
-			return true
-		}
-	}
-	return false
-}
-
-func hostOnly(hostport string) string {
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		return h
-	}
-	return strings.Trim(hostport, "[]")
+	return o == "" || access.SameOrigin(o, allowed)
 }
