@@ -42,18 +42,45 @@ func RelayBase(configured string, page *url.URL) (*url.URL, error) {
 	return &url.URL{Scheme: scheme, Host: host + ":" + RelayPort}, nil
 }
 
+// RelayBases returns the relays' base URLs: those configured, separated by
+// spaces or commas, else the page's own host on RelayPort.
+func RelayBases(configured string, page *url.URL) ([]*url.URL, error) {
+	list := strings.FieldsFunc(configured, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })
+	if len(list) == 0 {
+		u, err := RelayBase("", page)
+		if err != nil {
+			return nil, err
+		}
+		return []*url.URL{u}, nil
+	}
+	out := make([]*url.URL, 0, len(list))
+	for _, c := range list {
+		u, err := RelayBase(c, page)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
 // SocketURL returns the relay's WebSocket URL, resuming after since when it
-// is not zero.
-func SocketURL(base *url.URL, since uint64) string {
+// is not zero, with the connection token when there is one.
+func SocketURL(base *url.URL, since uint64, token string) string {
 	u := *base
 	u.Scheme = "ws"
 	if base.Scheme == "https" {
 		u.Scheme = "wss"
 	}
 	u.Path += "/ws"
+	q := url.Values{}
 	if since > 0 {
-		u.RawQuery = "since=" + strconv.FormatUint(since, 10)
+		q.Set("since", strconv.FormatUint(since, 10))
 	}
+	if token != "" {
+		q.Set("token", token)
+	}
+	u.RawQuery = q.Encode()
 	return u.String()
 }
 

@@ -48,13 +48,13 @@ func TestRelayBase(t *testing.T) {
 			if got.String() != tt.want {
 				t.Errorf("base = %s, want %s", got, tt.want)
 			}
-			if ws := SocketURL(got, 7); ws != tt.ws {
+			if ws := SocketURL(got, 7, ""); ws != tt.ws {
 				t.Errorf("socket = %s, want %s", ws, tt.ws)
 			}
 		})
 	}
 	base, _ := RelayBase("http://r:1", nil)
-	if got, want := SocketURL(base, 0), "ws://r:1/ws"; got != want {
+	if got, want := SocketURL(base, 0, ""), "ws://r:1/ws"; got != want {
 		t.Errorf("socket without resume = %s, want %s", got, want)
 	}
 	if got, want := BatchesURL(base, 20), "http://r:1/batches?limit=20"; got != want {
@@ -82,5 +82,22 @@ func TestBatchProgress(t *testing.T) {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestRelayBasesAndToken(t *testing.T) {
+	page, _ := url.Parse("http://dash.local:8080/")
+	got, err := RelayBases("http://r1:5002, http://r2:5002 ", page)
+	if err != nil || len(got) != 2 || got[1].Host != "r2:5002" {
+		t.Fatalf("RelayBases = %v, %v", got, err)
+	}
+	if got, err := RelayBases("", page); err != nil || len(got) != 1 || got[0].Host != "dash.local:5002" {
+		t.Fatalf("RelayBases of nothing = %v, %v", got, err)
+	}
+	if _, err := RelayBases("http://ok:1 ws://bad", page); err == nil {
+		t.Fatal("a bad relay URL in the list was accepted")
+	}
+	if ws := SocketURL(got[0], 9, "v1.1.x"); ws != "ws://r1:5002/ws?since=9&token=v1.1.x" {
+		t.Fatalf("SocketURL = %s", ws)
 	}
 }

@@ -3,16 +3,18 @@ package pagetest
 import (
 	"context"
 	"fmt"
-	"github.com/hookpipe/hookpipe/devenv/browser"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hookpipe/hookpipe/devenv/browser"
 
 	"github.com/chromedp/chromedp"
 	"github.com/hookpipe/hookpipe/dashboard/internal/server"
@@ -57,8 +59,14 @@ func testWebDir(t testing.TB) string {
 // the page at relayURL, and returns its base URL.
 func startDashboard(t testing.TB, relayURL string) (*server.Main, string) {
 	t.Helper()
+	return startDashboardAt(t, 0, relayURL)
+}
+
+// startDashboardAt is startDashboard on port (0 for a free one).
+func startDashboardAt(t testing.TB, port int, relayURL string) (*server.Main, string) {
+	t.Helper()
 	m := server.NewMain()
-	m.Config.Addr = "127.0.0.1:0"
+	m.Config.Addr = "127.0.0.1:" + strconv.Itoa(port)
 	m.Config.WebDir = testWebDir(t)
 	m.Config.RelayURL = relayURL
 	m.Log = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/hookpipe/hookpipe/dashboard/internal/server"
 	"github.com/hookpipe/hookpipe/devenv/proc"
 	"github.com/hookpipe/hookpipe/devenv/testenv"
 	"github.com/hookpipe/hookpipe/plumbing/redisconn"
@@ -63,9 +65,18 @@ type system struct {
 	relay             *exec.Cmd
 	n                 int
 	recv              *testenv.ReceiverProcess
+	dashPort          int    // where the dashboard listens: the relay's origin
+	relaySecret       string // the relay's, when it requires connection tokens
 }
 
 func newSystem(t testing.TB) *system {
+	t.Helper()
+	return newSystemWith(t, "")
+}
+
+// newSystemWith is newSystem with a relay that requires connection tokens
+// minted with relaySecret (none when empty).
+func newSystemWith(t testing.TB, relaySecret string) *system {
 	t.Helper()
 	ns := testenv.NATS(t)
 	redisURL, prefix := testenv.Redis(t)
@@ -85,8 +96,11 @@ func newSystem(t testing.TB) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &system{t: t, js: js, rdb: rdb, keys: task.Keys{Prefix: prefix}, natsURL: ns.ClientURL(), redisURL: redisURL, port: port}
+	s := &system{t: t, js: js, rdb: rdb, keys: task.Keys{Prefix: prefix}, natsURL: ns.ClientURL(), redisURL: redisURL, port: port, relaySecret: relaySecret}
 	s.recv = testenv.Receiver(t, ns.ClientURL(), redisURL, prefix)
+	if s.dashPort, err = proc.FreePort("127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
 	s.startRelay()
 	t.Cleanup(s.stopRelay)
 	return s
@@ -97,7 +111,8 @@ func (s *system) relayURL() string { return "http://127.0.0.1:" + strconv.Itoa(s
 func (s *system) startRelay() {
 	s.t.Helper()
 	cmd := exec.Command(relayBinary(s.t), "--addr", "127.0.0.1:"+strconv.Itoa(s.port),
-		"--nats-url", s.natsURL, "--redis-url", s.redisURL, "--key-prefix", s.keys.Prefix, "--log-level", "warn")
+		"--nats-url", s.natsURL, "--redis-url", s.redisURL, "--key-prefix", s.keys.Prefix, "--log-level", "warn",
+		"--origins", "http://127.0.0.1:"+strconv.Itoa(s.dashPort), "--relay-secret", s.relaySecret)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
@@ -177,7 +192,7 @@ func (s *system) truth() (uint64, task.Counts) {
 func TestRealRelayRestart(t *testing.T) {
 	sys := newSystem(t)
 	sys.accept(30)
-	_, url := startDashboard(t, sys.relayURL())
+	_, url := startDashboardAt(t, sys.dashPort, sys.relayURL())
 	ctx := newBrowser(t)
 	run(t, ctx, 60*time.Second, chromedp.Navigate(url))
 	seq, counts := sys.truth()
@@ -204,4 +219,40 @@ func TestRealRelayRestart(t *testing.T) {
 	waitJS(t, ctx, 15*time.Second, fmt.Sprintf(
 		`document.querySelector('#batch') && document.querySelector('#batch').dataset.done === '%d'`, counts.Total()),
 		"batch view does not show the batch's count from Redis")
+}
+
+// TestAccessTokenAndConnectionTokens runs the page as it runs beyond
+// loopback: the dashboard asks for the access token once, holds it as a
+// cookie, and gets connection tokens for a relay that takes nothing else.
+func TestAccessTokenAndConnectionTokens(t *testing.T) {
+	const token, secret = "page-access-token-for-test", "relay-secret-for-the-test"
+	sys := newSystemWith(t, secret)
+	sys.accept(12)
+	m := server.NewMain()
+	m.Config.Addr = "127.0.0.1:" + strconv.Itoa(sys.dashPort)
+	m.Config.WebDir = testWebDir(t)
+	m.Config.RelayURL = sys.relayURL()
+	m.Config.Access.Token, m.Config.RelaySecret = token, secret
+	m.Log = slog.New(slog.DiscardHandler)
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	url := "http://" + m.Addr()
+	ctx := newBrowser(t)
+	run(t, ctx, 60*time.Second, chromedp.Navigate(url))
+	if !eval[bool](t, ctx, `!!document.querySelector('input[name=access]')`) {
+		t.Fatal("without the token the page does not ask for it")
+	}
+	run(t, ctx, 10*time.Second, chromedp.SendKeys(`input[name=access]`, token), chromedp.Submit(`input[name=access]`))
+	seq, counts := sys.truth()
+	waitJS(t, ctx, 60*time.Second, shows(seq, counts), "page with the access token does not show what the relay serves")
+	waitJS(t, ctx, 5*time.Second, fmt.Sprintf(connIs, "live"), "connection not live")
+	sys.accept(3)
+	seq, counts = sys.truth()
+	waitJS(t, ctx, 15*time.Second, shows(seq, counts), "live updates do not reach the page")
+	// The batch view reads /batches from the relay with the token too.
+	waitJS(t, ctx, 15*time.Second, fmt.Sprintf(
+		`document.querySelector('#batch') && document.querySelector('#batch').dataset.done === '%d'`, counts.Total()),
+		"batch view does not show the batch from the relay")
 }

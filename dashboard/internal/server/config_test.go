@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func TestConfigParse(t *testing.T) {
 	}
 	want := Config{Addr: "127.0.0.1:8081", WebDir: "/srv/web", RelayURL: "http://relay:5002",
 		ShutdownTimeout: 3 * time.Second, Log: logging.Config{Format: "json", Level: "info"}}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config %+v, want %+v (flags over environment over defaults)", c, want)
 	}
 }

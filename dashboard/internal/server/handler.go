@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -13,6 +14,7 @@ import (
 	"image/png"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +24,8 @@ import (
 
 	"github.com/hookpipe/hookpipe/dashboard/internal/precompress"
 	"github.com/hookpipe/hookpipe/dashboard/internal/ui"
+	"github.com/hookpipe/hookpipe/plumbing/access"
+	"github.com/hookpipe/hookpipe/task"
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 )
 
@@ -52,6 +56,8 @@ type Handler struct {
 	page   *app.Handler
 	assets map[string]asset
 	mux    *http.ServeMux
+	root   http.Handler
+	cfg    Config
 }
 
 // WasmFile is the wasm in one encoding.
@@ -107,24 +113,98 @@ func NewHandler(cfg Config, log *slog.Logger) (*Handler, error) {
 		ThemeColor:        "#1f2430",
 		LoadingLabel:      "Loading the dashboard… {progress}%",
 		Styles:            []string{StylePath},
-		Env:               map[string]string{ui.RelayURLEnv: cfg.RelayURL},
+		Env:               map[string]string{ui.RelayURLEnv: strings.Join(cfg.RelayURLs(), " ")},
 		Version:           h.Version,
 		WasmContentLength: strconv.Itoa(len(raw)),
 		Resources:         app.LocalDir(""),
 	}
+	h.cfg = cfg
+	gate := access.NewGate(cfg.Access.Token)
 	h.mux = http.NewServeMux()
-	h.mux.HandleFunc("GET "+WasmPath, h.serveWasm)
-	h.mux.HandleFunc("GET /web/", h.serveAsset)
+	h.mux.Handle("GET "+WasmPath, gate.Page(http.HandlerFunc(h.serveWasm)))
+	h.mux.Handle("GET /web/", gate.Page(http.HandlerFunc(h.serveAsset)))
+	h.mux.Handle("GET "+RelayTokenPath, gate.API(http.HandlerFunc(h.serveRelayToken)))
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
-	h.mux.Handle("/", h.page)
+	// Browsers fetch the manifest and the icons without cookies; they
+	// say nothing of hookpipe's data.
+	for _, p := range []string{"/manifest.webmanifest", IconSVGPath, Icon192Path, Icon512Path} {
+		if p == "/manifest.webmanifest" {
+			h.mux.Handle("GET "+p, h.page)
+		} else {
+			h.mux.HandleFunc("GET "+p, h.serveAsset)
+		}
+	}
+	h.mux.Handle("/", gate.Page(h.page))
+	h.root = access.NewHosts(cfg.Access.Hosts).Wrap(http.HandlerFunc(h.withHeaders))
 	return h, nil
 }
 
 // ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.root.ServeHTTP(w, r) }
+
+// withHeaders sets what a browser needs to protect the page, then serves:
+// a Content-Security-Policy that allows the page's own scripts, its
+// WebAssembly and its relays only, forbids framing, and nosniff.
+func (h *Handler) withHeaders(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("Content-Security-Policy", h.csp(r))
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Referrer-Policy", "no-referrer")
+	h.mux.ServeHTTP(w, r)
+}
+
+// csp returns the page's Content-Security-Policy: go-app sets style
+// attributes and runs a service worker; the wasm needs
+// 'wasm-unsafe-eval'; connect-src names every relay, over HTTP for
+// /batches and WebSocket for /ws.
+func (h *Handler) csp(r *http.Request) string {
+	relays := h.cfg.RelayURLs()
+	if len(relays) == 0 {
+		// The page uses its own host name on the relay's port.
+		host := r.Host
+		if hh, _, err := net.SplitHostPort(host); err == nil {
+			host = hh
+		}
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		relays = []string{scheme + "://" + host + ":" + strconv.Itoa(task.RelayPort)}
+	}
+	connect := []string{"'self'"}
+	for _, u := range relays {
+		u = strings.TrimRight(u, "/")
+		connect = append(connect, u, "ws"+strings.TrimPrefix(u, "http"))
+	}
+	return "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; style-src-attr 'unsafe-inline'; " +
+		"img-src 'self' data:; connect-src " + strings.Join(connect, " ") + "; worker-src 'self'; manifest-src 'self'; " +
+		"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+}
+
+// RelayTokenPath is where the page gets a connection token for the relays.
+const RelayTokenPath = "/relay-token"
+
+// serveRelayToken mints a connection token for a page that has access:
+// the relays take it for DefaultTokenTTL. Without a relay secret (on
+// loopback) the token is empty and the relays need none.
+func (h *Handler) serveRelayToken(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	tok := ui.RelayToken{}
+	if h.cfg.RelaySecret != "" {
+		now := time.Now()
+		tok.Token = access.Mint(h.cfg.RelaySecret, now, access.DefaultTokenTTL)
+		tok.Expires = now.Add(access.DefaultTokenTTL).Unix()
+	}
+	json.NewEncoder(w).Encode(tok)
+}
 
 // FindWebDir returns dir when set, else the first of "web" and
 // "dashboard/web" that holds app.wasm.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hookpipe/hookpipe/dashboard/internal/precompress"
+	"github.com/hookpipe/hookpipe/plumbing/access"
 )
 
 // fakeWasm writes a stand-in app.wasm and its compressed copies; the
@@ -48,7 +49,12 @@ func newHandler(t testing.TB, cfg Config) (*Handler, *bytes.Buffer) {
 
 func get(h http.Handler, path string, header ...string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(http.MethodGet, path, nil)
+	r.Host = "127.0.0.1:8080"
 	for i := 0; i+1 < len(header); i += 2 {
+		if header[i] == "Host" {
+			r.Host = header[i+1]
+			continue
+		}
 		r.Header.Set(header[i], header[i+1])
 	}
 	w := httptest.NewRecorder()
@@ -262,5 +268,66 @@ func TestPageAndPWA(t *testing.T) {
 	}
 	if w := get(h, "/healthz"); w.Code != http.StatusOK {
 		t.Errorf("healthz: status %d", w.Code)
+	}
+}
+
+func TestSecurityHeadersAndHosts(t *testing.T) {
+	dir, _ := fakeWasm(t, false)
+	h, _ := newHandler(t, Config{WebDir: dir, RelayURL: "http://r1:5002 https://r2:443"})
+	w := get(h, "/")
+	csp := w.Header().Get("Content-Security-Policy")
+	for _, want := range []string{"frame-ancestors 'none'", "'wasm-unsafe-eval'", "connect-src 'self' http://r1:5002 ws://r1:5002 https://r2:443 wss://r2:443"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
+	}
+	if w.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Error("no nosniff")
+	}
+	if w := get(h, "/", "Host", "evil.example"); w.Code != http.StatusMisdirectedRequest {
+		t.Errorf("Host evil.example: %d, want 421", w.Code)
+	}
+	// Without relay URLs the page uses its own host on the relay's port.
+	d, _ := newHandler(t, Config{WebDir: dir})
+	if csp := get(d, "/", "Host", "localhost:8080").Header().Get("Content-Security-Policy"); !strings.Contains(csp, "ws://localhost:5002") {
+		t.Errorf("CSP %q does not allow the derived relay", csp)
+	}
+}
+
+func TestAccessTokenAndRelayToken(t *testing.T) {
+	dir, _ := fakeWasm(t, false)
+	const token, secret = "dashboard-access-token", "relays-shared-secret"
+	h, _ := newHandler(t, Config{WebDir: dir, Access: access.Config{Token: token}, RelaySecret: secret})
+	if w := get(h, "/", "Accept", "text/html"); w.Code != 401 || !strings.Contains(w.Body.String(), "access token") {
+		t.Fatalf("page without access: %d", w.Code)
+	}
+	if w := get(h, RelayTokenPath); w.Code != 401 {
+		t.Fatalf("relay token without access: %d", w.Code)
+	}
+	if w := get(h, "/healthz"); w.Code != 200 {
+		t.Fatalf("/healthz: %d", w.Code)
+	}
+	if w := get(h, "/manifest.webmanifest"); w.Code != 200 {
+		t.Fatalf("manifest: %d (browsers fetch it without cookies)", w.Code)
+	}
+	entry := get(h, "/?access="+token)
+	cookies := entry.Result().Cookies()
+	if entry.Code != http.StatusSeeOther || len(cookies) != 1 {
+		t.Fatalf("entry: %d %v", entry.Code, cookies)
+	}
+	c := cookies[0].Name + "=" + cookies[0].Value
+	if w := get(h, "/", "Cookie", c); w.Code != 200 {
+		t.Fatalf("page with the cookie: %d", w.Code)
+	}
+	w := get(h, RelayTokenPath, "Cookie", c)
+	var tok struct {
+		Token   string
+		Expires int64
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &tok); err != nil || w.Code != 200 {
+		t.Fatalf("relay token: %d %s", w.Code, w.Body)
+	}
+	if err := access.Check(secret, tok.Token, time.Now()); err != nil || tok.Expires < time.Now().Unix() {
+		t.Fatalf("minted token %+v does not pass the relays' check: %v", tok, err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -20,7 +19,7 @@ const batchListLimit = 20
 // batchView lets the user pick a recent batch and shows its counts and
 // progress, as Redis holds them, refreshed every other second.
 type batchView struct {
-	base     *url.URL
+	d        *Dashboard
 	list     []task.BatchSummary
 	selected string
 	current  *task.BatchSummary
@@ -45,21 +44,22 @@ func (b *batchView) notice(ctx app.Context, batchID string) {
 }
 
 // load fetches the list of recent batches.
-func (b *batchView) load(ctx app.Context, d *Dashboard, base *url.URL) {
-	b.base = base
+func (b *batchView) load(ctx app.Context, d *Dashboard) {
+	b.d = d
 	b.fetchList(ctx)
 }
 
 func (b *batchView) fetchList(ctx app.Context) {
-	if b.base == nil || b.loading {
+	if b.d == nil || b.loading {
 		return
 	}
 	b.loading = true
 	b.listedAt = time.Now()
-	u := board.BatchesURL(b.base, batchListLimit)
+	u := board.BatchesURL(b.d.relay(), batchListLimit)
+	tok := b.d.token.Token
 	ctx.Async(func() {
 		var list []task.BatchSummary
-		err := getJSON(u, &list)
+		err := getJSON(u, &list, tok)
 		ctx.Dispatch(func(ctx app.Context) {
 			b.loading = false
 			if err != nil {
@@ -77,14 +77,15 @@ func (b *batchView) fetchList(ctx app.Context) {
 }
 
 func (b *batchView) fetchSelected(ctx app.Context) {
-	if b.base == nil || b.selected == "" {
+	if b.d == nil || b.selected == "" {
 		return
 	}
 	id := b.selected
-	u := board.BatchURL(b.base, id)
+	u := board.BatchURL(b.d.relay(), id)
+	tok := b.d.token.Token
 	ctx.Async(func() {
 		var s task.BatchSummary
-		err := getJSON(u, &s)
+		err := getJSON(u, &s, tok)
 		ctx.Dispatch(func(ctx app.Context) {
 			if id != b.selected {
 				return
@@ -170,13 +171,17 @@ func batchDetail(s task.BatchSummary) app.UI {
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
 
-// getJSON fetches u and decodes its JSON body into v.
-func getJSON(u string, v any) error {
+// getJSON fetches u, with bearer as its credential when not empty, and
+// decodes its JSON body into v.
+func getJSON(u string, v any, bearer string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return fmt.Errorf("get %s: %w", u, err)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
 	res, err := httpClient.Do(req)
 	if err != nil {

@@ -41,8 +41,13 @@ type Dashboard struct {
 
 	state    *board.State
 	layout   chart.Layout
-	relay    *url.URL
+	relays   []*url.URL
+	relayAt  int // the relay connected to, or tried next
 	relayErr string
+	// token is the connection token the relays take; tokenChecked once
+	// the server was asked (it answers an empty one when none is needed).
+	token        RelayToken
+	tokenChecked bool
 
 	// conn is the link's state; retryAt when the next attempt is due.
 	conn    string
@@ -74,18 +79,18 @@ func (d *Dashboard) OnMount(ctx app.Context) {
 	if !app.IsClient {
 		return
 	}
-	base, err := board.RelayBase(app.Getenv(RelayURLEnv), app.Window().URL())
+	bases, err := board.RelayBases(app.Getenv(RelayURLEnv), app.Window().URL())
 	if err != nil {
 		d.relayErr = err.Error()
 		d.conn = StateOffline
 		return
 	}
-	d.relay = base
+	d.relays = bases
 	d.online = navigatorOnline()
 	d.stop = make(chan struct{})
-	d.link = newLink(ctx, d, base)
+	d.link = newLink(ctx, d)
 	d.link.connect(ctx)
-	d.batches.load(ctx, d, base)
+	d.batches.load(ctx, d)
 	watchOnline(ctx, d)
 	stop := d.stop
 	ctx.Async(func() {
@@ -126,6 +131,12 @@ func (d *Dashboard) OnDismount() {
 func (d *Dashboard) OnAppUpdate(ctx app.Context) {
 	d.updateReady = ctx.AppUpdateAvailable()
 }
+
+// relay returns the base URL of the relay connected to.
+func (d *Dashboard) relay() *url.URL { return d.relays[d.relayAt] }
+
+// nextRelay moves to the next relay of the list, for the next connection.
+func (d *Dashboard) nextRelay() { d.relayAt = (d.relayAt + 1) % len(d.relays) }
 
 // connState returns what #conn shows: offline whenever the browser says
 // so, else the link's state.
@@ -240,3 +251,11 @@ var priorityNames = func() (n [task.NumPriorities]string) {
 	}
 	return n
 }()
+
+// RelayToken is what the dashboard server answers at its relay-token path:
+// a connection token the relays take until Expires (Unix seconds), empty
+// when they need none.
+type RelayToken struct {
+	Token   string `json:"token"`
+	Expires int64  `json:"expires,omitempty"`
+}

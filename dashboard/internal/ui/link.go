@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"net/url"
 	"sync"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 // after a backoff delay and resumes from the last applied sequence.
 type link struct {
 	d       *Dashboard
-	base    *url.URL
 	backoff backoff.Backoff
 
 	mu        sync.Mutex
@@ -32,8 +30,8 @@ type link struct {
 	flush app.Func
 }
 
-func newLink(ctx app.Context, d *Dashboard, base *url.URL) *link {
-	l := &link{d: d, base: base, backoff: board.ReconnectBackoff()}
+func newLink(ctx app.Context, d *Dashboard) *link {
+	l := &link{d: d, backoff: board.ReconnectBackoff()}
 	l.flush = app.FuncOf(func(app.Value, []app.Value) any {
 		l.flushPending(ctx)
 		return nil
@@ -41,8 +39,9 @@ func newLink(ctx app.Context, d *Dashboard, base *url.URL) *link {
 	return l
 }
 
-// connect opens a socket that resumes after the last applied sequence.
-// It runs on the UI goroutine.
+// connect opens a socket to the current relay that resumes after the
+// last applied sequence, with a fresh connection token from the dashboard
+// server when the relays need one. It runs on the UI goroutine.
 func (l *link) connect(ctx app.Context) {
 	if l.closed {
 		return
@@ -51,7 +50,45 @@ func (l *link) connect(ctx app.Context) {
 	l.applyPending(ctx)
 	l.release()
 	gen := l.nextGen()
-	u := board.SocketURL(l.base, l.d.state.Seq)
+	if l.d.conn != StateReconnecting {
+		l.d.conn = StateConnecting
+	}
+	stale := l.d.token.Expires != 0 && time.Until(time.Unix(l.d.token.Expires, 0)) < time.Minute
+	if l.d.tokenChecked && !stale {
+		l.open(ctx, gen)
+		return
+	}
+	ctx.Async(func() {
+		var tok RelayToken
+		err := getJSON(tokenURL(), &tok, "")
+		ctx.Dispatch(func(ctx app.Context) {
+			if gen != l.currentGen() || l.closed {
+				return
+			}
+			if err != nil {
+				app.Logf("dashboard: no connection token: %v", err)
+				l.retry(ctx)
+				return
+			}
+			l.d.token, l.d.tokenChecked = tok, true
+			l.open(ctx, gen)
+		})
+	})
+}
+
+// tokenURL is where the page asks its own server for a connection token.
+func tokenURL() string {
+	u := *app.Window().URL()
+	u.Path, u.RawQuery, u.Fragment = RelayTokenPath, "", ""
+	return u.String()
+}
+
+// RelayTokenPath is the dashboard server's path of connection tokens.
+const RelayTokenPath = "/relay-token"
+
+// open opens the socket of generation gen.
+func (l *link) open(ctx app.Context, gen int) {
+	u := board.SocketURL(l.d.relay(), l.d.state.Seq, l.d.token.Token)
 	ws := app.Window().Get("WebSocket").New(u)
 	l.ws = ws
 	on := func(event string, fn func(app.Value)) {
@@ -96,14 +133,14 @@ func (l *link) connect(ctx app.Context) {
 			l.retry(ctx)
 		})
 	})
-	if l.d.conn != StateReconnecting {
-		l.d.conn = StateConnecting
-	}
 }
 
-// retry waits for the next backoff delay, then connects again.
+// retry waits for the next backoff delay, then connects again, to the
+// next relay when there are several: the one that went away may be gone
+// for good, and any relay resumes from the same sequence.
 func (l *link) retry(ctx app.Context) {
 	gen := l.nextGen() // late events of the closed socket are ignored
+	l.d.nextRelay()
 	delay := l.backoff.Next()
 	l.d.conn = StateReconnecting
 	l.d.retryAt = time.Now().Add(delay)
