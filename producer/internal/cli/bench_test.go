@@ -23,8 +23,9 @@ func BenchmarkSendToReceiver(b *testing.B) {
 			}
 			defer s.Close()
 			batch := g.NextOfSize(b.N)
-			ds := make([]send.Delivery, len(batch.Tasks))
-			for i, tk := range batch.Tasks {
+			tasks, _ := batch.All()
+			ds := make([]send.Delivery, len(tasks))
+			for i, tk := range tasks {
 				ds[i] = send.Delivery{WebhookID: send.NewWebhookID(), Task: tk}
 			}
 			b.ReportAllocs()

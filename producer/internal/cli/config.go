@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/access"
 	"github.com/hookpipe/hookpipe/plumbing/logging"
 	"github.com/hookpipe/hookpipe/plumbing/redisconn"
 	"github.com/hookpipe/hookpipe/producer/internal/generate"
@@ -80,6 +81,15 @@ type Config struct {
 	Log logging.Config
 	// ShutdownTimeout bounds the drain on exit; default 10s.
 	ShutdownTimeout time.Duration
+	// MaxBatchSize bounds a batch the page may start; default 10,000.
+	MaxBatchSize int
+	// MaxRunning bounds the batches the page runs at once; default 4.
+	MaxRunning int
+	// MaxStreams bounds the page's open event streams; default 32.
+	MaxStreams int
+	// Access holds the token the page requires (required beyond loopback)
+	// and the host names it answers to.
+	Access access.Config
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -104,6 +114,9 @@ func DefaultConfig() Config {
 		KeyPrefix:       task.DefaultKeyPrefix,
 		Log:             logging.DefaultConfig(),
 		ShutdownTimeout: 10 * time.Second,
+		MaxBatchSize:    10000,
+		MaxRunning:      4,
+		MaxStreams:      32,
 	}
 }
 
@@ -140,6 +153,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("config: shutdown-timeout must be above 0")
+	}
+	if c.MaxBatchSize < 1 || c.MaxBatchSize > generate.MaxBatchSize || c.MaxRunning < 1 || c.MaxStreams < 1 {
+		return fmt.Errorf("config: max-batch-size must be from 1 to %d, max-running and max-streams at least 1", generate.MaxBatchSize)
 	}
 	return c.senderConfig().Validate()
 }

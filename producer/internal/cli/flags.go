@@ -24,6 +24,10 @@ func newFlagSet(name, about string, groups flagGroups, cfg *Config, getenv func(
 		s.Group("Page")
 		s.String(&cfg.Addr, "addr", "HOOKPIPE_PRODUCER_ADDR", "address the page listens on")
 		s.Duration(&cfg.ShutdownTimeout, "shutdown-timeout", "HOOKPIPE_SHUTDOWN_TIMEOUT", "how long to drain on exit")
+		s.Int(&cfg.MaxBatchSize, "max-batch-size", "HOOKPIPE_MAX_BATCH_SIZE", "largest batch the page may start")
+		s.Int(&cfg.MaxRunning, "max-running", "HOOKPIPE_MAX_RUNNING", "most batches the page runs at once")
+		s.Int(&cfg.MaxStreams, "max-streams", "HOOKPIPE_MAX_STREAMS", "most pages following the live log at once")
+		cfg.Access.Bind(s)
 	}
 	if groups&(groupGenerate|groupRecord) != 0 {
 		s.Group("Batches")

@@ -184,9 +184,15 @@ func (m *Main) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.Access.Validate(cfg.Addr); err != nil {
+		sender.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
 	pg, err := page.New(page.Options{
 		Generator: gen, Sender: sender, Wait: cfg.Wait,
 		MinTasks: cfg.MinTasks, MaxTasks: cfg.MaxTasks, Logger: log,
+		MaxBatchSize: cfg.MaxBatchSize, MaxRunning: cfg.MaxRunning, MaxStreams: cfg.MaxStreams,
+		AccessToken: cfg.Access.Token, Hosts: cfg.Access.Hosts,
 	})
 	if err != nil {
 		sender.Close()
@@ -266,11 +272,7 @@ func (m *Main) send(ctx context.Context) error {
 			break
 		}
 		b := next(gen, cfg.Size)
-		ds := make([]send.Delivery, len(b.Tasks))
-		for i, t := range b.Tasks {
-			ds[i] = send.Delivery{WebhookID: send.NewWebhookID(), Task: t}
-		}
-		sum := sender.SendBatch(ctx, b.ID, ds, send.Every(cfg.Wait), p.result(len(ds)))
+		sum := sender.SendStream(ctx, b.ID, b.Size, deliveries(&b), send.Every(cfg.Wait), p.result(b.Size))
 		fmt.Fprintln(m.Stdout, sum)
 		failed += sum.Failed + sum.Cancelled
 	}
@@ -278,6 +280,15 @@ func (m *Main) send(ctx context.Context) error {
 		return fmt.Errorf("send: %d tasks not delivered: %w", failed, ErrFailed)
 	}
 	return ctx.Err()
+}
+
+// deliveries makes b's tasks as they are sent, each with a fresh webhook
+// id.
+func deliveries(b *generate.Batch) func() send.Delivery {
+	return func() send.Delivery {
+		t, _, _ := b.Next()
+		return send.Delivery{WebhookID: send.NewWebhookID(), Task: t}
+	}
 }
 
 func next(gen *generate.Generator, size int) generate.Batch {
@@ -297,8 +308,12 @@ func (m *Main) record(ctx context.Context) error {
 	var lines []record.Line
 	for range cfg.Batches {
 		b := next(gen, cfg.Size)
-		for i, t := range b.Tasks {
-			lines = append(lines, record.Line{Task: t, WebhookID: b.WebhookIDs[i], Offset: time.Duration(len(lines)) * cfg.Wait})
+		for {
+			t, id, ok := b.Next()
+			if !ok {
+				break
+			}
+			lines = append(lines, record.Line{Task: t, WebhookID: id, Offset: time.Duration(len(lines)) * cfg.Wait})
 		}
 	}
 	out := cfg.Out

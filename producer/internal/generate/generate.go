@@ -19,15 +19,54 @@ import (
 	"github.com/hookpipe/hookpipe/task"
 )
 
-// Batch is one generated batch of tasks.
+// Batch is one generated batch of tasks, made one task at a time as it is
+// sent: a batch of a million tasks costs the memory of its names seen so
+// far (they are unique within the batch), not of its tasks.
 type Batch struct {
 	// ID is the batch's UUID, shared by all its tasks.
 	ID string
-	// Tasks are numbered from 0 and carry the batch's size.
-	Tasks []task.Task
-	// WebhookIDs holds one webhook id per task, derived from the seed, for
-	// recordings that must be replayed with the same ids.
-	WebhookIDs []string
+	// Size is how many tasks it has, numbered from 0.
+	Size int
+
+	rng  *rand.Rand
+	src  rand.Source
+	seen map[string]struct{}
+	next int
+}
+
+// Next returns the batch's next task, carrying the batch's size, and its
+// webhook id, derived from the seed for recordings that must be replayed
+// with the same ids. ok is false once all were made. A Batch is used by
+// one goroutine at a time.
+func (b *Batch) Next() (t task.Task, id string, ok bool) {
+	if b.next >= b.Size {
+		return task.Task{}, "", false
+	}
+	fakerMu.Lock()
+	faker.SetRandomSource(b.src)
+	owner := uniqueName(b.seen)
+	fakerMu.Unlock()
+	t = task.Task{
+		BatchID:   b.ID,
+		ID:        int64(b.next),
+		Owner:     owner,
+		Priority:  task.Priorities[b.rng.Intn(task.NumPriorities)],
+		BatchSize: int64(b.Size),
+	}
+	b.next++
+	return t, webhookID(b.rng), true
+}
+
+// All makes every task left at once, with its webhook id: for recordings
+// and tests, which hold them anyway.
+func (b *Batch) All() (tasks []task.Task, webhookIDs []string) {
+	for {
+		t, id, ok := b.Next()
+		if !ok {
+			return tasks, webhookIDs
+		}
+		tasks, webhookIDs = append(tasks, t), append(webhookIDs, id)
+	}
 }
 
 // Generator yields batches. It is safe for concurrent use; concurrent
@@ -58,7 +97,7 @@ func New(seed int64, min, max int) (*Generator, error) {
 }
 
 // Next returns the next batch, of a size drawn uniformly between the
-// generator's bounds.
+// generator's bounds; its tasks are made as they are asked for.
 func (g *Generator) Next() Batch {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -80,34 +119,14 @@ func (g *Generator) NextOfSize(n int) Batch {
 var fakerMu sync.Mutex
 
 func (g *Generator) batch(n int) Batch {
-	b := Batch{
-		ID:         g.uuid(),
-		Tasks:      make([]task.Task, n),
-		WebhookIDs: make([]string, n),
-	}
-	seen := make(map[string]struct{}, n)
-	fakerMu.Lock()
-	faker.SetRandomSource(g.src)
-	for i := range n {
-		b.Tasks[i] = task.Task{
-			BatchID:   b.ID,
-			ID:        int64(i),
-			Owner:     g.uniqueName(seen),
-			Priority:  task.Priorities[g.rng.Intn(task.NumPriorities)],
-			BatchSize: int64(n),
-		}
-	}
-	fakerMu.Unlock()
-	for i := range n {
-		b.WebhookIDs[i] = g.webhookID()
-	}
-	return b
+	src := rand.NewSource(g.rng.Int63())
+	return Batch{ID: g.uuid(), Size: n, src: src, rng: rand.New(src), seen: make(map[string]struct{})}
 }
 
 // uniqueName draws "First Last" names until one is new to the batch. Faker
 // has millions of pairs, so a clash is rare; after a few in a row (a batch
 // near the size of the name space) a number makes the name unique.
-func (g *Generator) uniqueName(seen map[string]struct{}) string {
+func uniqueName(seen map[string]struct{}) string {
 	var name string
 	for range 16 {
 		name = faker.FirstName() + " " + faker.LastName()
@@ -144,13 +163,13 @@ func (g *Generator) uuid() string {
 }
 
 // webhookID returns a Standard Webhooks style id ("msg_" and 24 base62
-// characters) drawn from the generator's source.
-func (g *Generator) webhookID() string {
+// characters) drawn from rng.
+func webhookID(rng *rand.Rand) string {
 	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 	out := make([]byte, 0, 28)
 	out = append(out, "msg_"...)
 	for range 24 {
-		out = append(out, alphabet[g.rng.Intn(len(alphabet))])
+		out = append(out, alphabet[rng.Intn(len(alphabet))])
 	}
 	return string(out)
 }

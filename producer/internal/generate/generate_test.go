@@ -25,8 +25,10 @@ func TestSameSeedSameBatches(t *testing.T) {
 	a, b := newGen(t, 42, 1, 100), newGen(t, 42, 1, 100)
 	for i := range 5 {
 		x, y := a.Next(), b.Next()
-		if !reflect.DeepEqual(x, y) {
-			t.Fatalf("batch %d differs for the same seed:\n%+v\n%+v", i, x.Tasks[0], y.Tasks[0])
+		xt, xi := x.All()
+		yt, yi := y.All()
+		if x.ID != y.ID || !reflect.DeepEqual(xt, yt) || !reflect.DeepEqual(xi, yi) {
+			t.Fatalf("batch %d differs for the same seed:\n%+v\n%+v", i, xt[0], yt[0])
 		}
 	}
 	other := newGen(t, 43, 1, 100).Next()
@@ -39,7 +41,8 @@ func TestSameSeedSameBatches(t *testing.T) {
 // not depend on other generators drawing at the same time, which share
 // faker's package-level source.
 func TestSeedIsolatedFromOtherGenerators(t *testing.T) {
-	want := newGen(t, 7, 50, 50).Next()
+	w := newGen(t, 7, 50, 50).Next()
+	want, _ := w.All()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	noise := newGen(t, 99, 1, 20)
@@ -49,11 +52,13 @@ func TestSeedIsolatedFromOtherGenerators(t *testing.T) {
 			case <-stop:
 				return
 			default:
-				noise.Next()
+				b := noise.Next()
+				b.All()
 			}
 		}
 	})
-	got := newGen(t, 7, 50, 50).Next()
+	gb := newGen(t, 7, 50, 50).Next()
+	got, _ := gb.All()
 	close(stop)
 	wg.Wait()
 	if !reflect.DeepEqual(got, want) {
@@ -78,7 +83,11 @@ func TestBatchIsValid(t *testing.T) {
 			g := newGen(t, 1, tt.min, tt.max)
 			for range 3 {
 				b := g.Next()
-				n := len(b.Tasks)
+				tasks, webhookIDs := b.All()
+				n := len(tasks)
+				if n != b.Size {
+					t.Fatalf("%d tasks made of a batch of %d", n, b.Size)
+				}
 				if n < tt.min || n > tt.max {
 					t.Fatalf("size %d outside [%d, %d]", n, tt.min, tt.max)
 				}
@@ -87,7 +96,7 @@ func TestBatchIsValid(t *testing.T) {
 				}
 				owners := map[string]bool{}
 				ids := map[string]bool{}
-				for i, tk := range b.Tasks {
+				for i, tk := range tasks {
 					if err := tk.Validate(); err != nil {
 						t.Fatalf("task %d invalid: %v", i, err)
 					}
@@ -101,10 +110,10 @@ func TestBatchIsValid(t *testing.T) {
 					if len(strings.Fields(tk.Owner)) < 2 {
 						t.Fatalf("owner %q is not a first and last name", tk.Owner)
 					}
-					if ids[b.WebhookIDs[i]] || !strings.HasPrefix(b.WebhookIDs[i], "msg_") {
-						t.Fatalf("webhook id %q repeated or malformed", b.WebhookIDs[i])
+					if ids[webhookIDs[i]] || !strings.HasPrefix(webhookIDs[i], "msg_") {
+						t.Fatalf("webhook id %q repeated or malformed", webhookIDs[i])
 					}
-					ids[b.WebhookIDs[i]] = true
+					ids[webhookIDs[i]] = true
 				}
 			}
 		})
@@ -117,8 +126,9 @@ func TestSizesAndPrioritiesSpread(t *testing.T) {
 	var prio [task.NumPriorities]int
 	for range 400 {
 		b := g.Next()
-		sizes[len(b.Tasks)]++
-		for _, tk := range b.Tasks {
+		tasks, _ := b.All()
+		sizes[len(tasks)]++
+		for _, tk := range tasks {
 			prio[tk.Priority.Index()]++
 		}
 	}
@@ -138,11 +148,15 @@ func TestSizesAndPrioritiesSpread(t *testing.T) {
 func TestNextOfSize(t *testing.T) {
 	g := newGen(t, 5, 1, 100)
 	for _, n := range []int{1, 7, 250} {
-		if got := len(g.NextOfSize(n).Tasks); got != n {
-			t.Errorf("NextOfSize(%d) has %d tasks", n, got)
+		if b := g.NextOfSize(n); b.Size != n {
+			t.Errorf("NextOfSize(%d) has size %d", n, b.Size)
+		}
+		b := g.NextOfSize(n)
+		if tasks, _ := b.All(); len(tasks) != n {
+			t.Errorf("NextOfSize(%d) made %d tasks", n, len(tasks))
 		}
 	}
-	if got := len(g.NextOfSize(0).Tasks); got != 1 {
+	if got := g.NextOfSize(0).Size; got != 1 {
 		t.Errorf("NextOfSize(0) has %d tasks, want 1", got)
 	}
 }

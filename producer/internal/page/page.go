@@ -16,11 +16,14 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/access"
 	"github.com/hookpipe/hookpipe/producer/internal/generate"
 	"github.com/hookpipe/hookpipe/producer/internal/send"
 	"github.com/hookpipe/hookpipe/task"
@@ -33,7 +36,7 @@ var index = template.Must(template.ParseFS(static, "static/index.html"))
 
 // Sender delivers batches; *send.Sender is one.
 type Sender interface {
-	SendBatch(ctx context.Context, batchID string, ds []send.Delivery, gap send.Gap, onResult func(i int, r send.Result)) send.Summary
+	SendStream(ctx context.Context, batchID string, n int, next func() send.Delivery, gap send.Gap, onResult func(i int, r send.Result)) send.Summary
 }
 
 var _ Sender = (*send.Sender)(nil)
@@ -59,14 +62,28 @@ type Options struct {
 	// KeepLines is how many of a running batch's latest lines a page that
 	// opens mid-batch is shown, with the batch's start; default 200.
 	KeepLines int
+	// MaxBatchSize bounds the size of a batch the page may start; default
+	// 10,000.
+	MaxBatchSize int
+	// MaxRunning bounds the batches running at once; default 4.
+	MaxRunning int
+	// MaxStreams bounds the open event streams (pages); default 32.
+	MaxStreams int
+	// AccessToken, when set, is what the page requires (see package
+	// access); default none, on loopback only.
+	AccessToken string
+	// Hosts are the host names served besides loopback ones.
+	Hosts []string
 }
 
 // Server is the page's HTTP handler and the batches it runs.
 type Server struct {
-	opt Options
-	log *slog.Logger
-	hub *hub
-	mux *http.ServeMux
+	opt     Options
+	log     *slog.Logger
+	hub     *hub
+	mux     *http.ServeMux
+	root    http.Handler
+	streams atomic.Int64
 
 	mu     sync.Mutex
 	runs   map[string]*run
@@ -100,6 +117,15 @@ func New(opt Options) (*Server, error) {
 	if opt.KeepLines <= 0 {
 		opt.KeepLines = 200
 	}
+	if opt.MaxBatchSize <= 0 {
+		opt.MaxBatchSize = 10000
+	}
+	if opt.MaxRunning <= 0 {
+		opt.MaxRunning = 4
+	}
+	if opt.MaxStreams <= 0 {
+		opt.MaxStreams = 32
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opt:    opt,
@@ -111,13 +137,21 @@ func New(opt Options) (*Server, error) {
 		cancel: cancel,
 	}
 	assets, _ := fs.Sub(static, "static")
-	s.mux.HandleFunc("GET /{$}", s.handleIndex)
-	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(assets)))
-	s.mux.HandleFunc("GET /events", s.handleEvents)
-	s.mux.HandleFunc("GET /batches", s.handleList)
-	s.mux.HandleFunc("POST /batches", s.handleStart)
-	s.mux.HandleFunc("POST /batches/{id}/cancel", s.handleCancel)
+	gate := access.NewGate(opt.AccessToken)
+	s.mux.Handle("GET /{$}", gate.Page(http.HandlerFunc(s.handleIndex)))
+	s.mux.Handle("GET /static/", gate.Page(http.StripPrefix("/static/", http.FileServerFS(assets))))
+	s.mux.Handle("GET /events", gate.API(http.HandlerFunc(s.handleEvents)))
+	s.mux.Handle("GET /batches", gate.API(http.HandlerFunc(s.handleList)))
+	s.mux.Handle("POST /batches", gate.API(http.HandlerFunc(s.handleStart)))
+	s.mux.Handle("POST /batches/{id}/cancel", gate.API(http.HandlerFunc(s.handleCancel)))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	// Browsers say where a request comes from: a state-changing request
+	// another site made is refused, whatever its content type.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusForbidden, "cross-origin request refused")
+	}))
+	s.root = access.NewHosts(opt.Hosts).Wrap(cop.Handler(s.mux))
 	return s, nil
 }
 
@@ -126,8 +160,11 @@ func New(opt Options) (*Server, error) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'")
-	s.mux.ServeHTTP(w, r)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; "+
+		"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	s.root.ServeHTTP(w, r)
 }
 
 // Close cancels every running batch, waits until each has reported its
@@ -145,7 +182,7 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 		"Max":       s.opt.MaxTasks,
 		"WaitMS":    s.opt.Wait.Milliseconds(),
 		"MaxWaitMS": MaxWait.Milliseconds(),
-		"MaxSize":   generate.MaxBatchSize,
+		"MaxSize":   s.opt.MaxBatchSize,
 	})
 	if err != nil {
 		s.log.Debug("page: render index", "err", err)
@@ -162,12 +199,16 @@ type startReply struct {
 // handleStart starts a batch. Form fields: size (empty: random between the
 // bounds) and wait_ms (empty: the default wait).
 func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/x-www-form-urlencoded" && ct != "multipart/form-data" {
+		writeError(w, http.StatusUnsupportedMediaType, "send the form as application/x-www-form-urlencoded")
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	if err := r.ParseForm(); err != nil {
 		writeError(w, http.StatusBadRequest, "unreadable form: "+err.Error())
 		return
 	}
-	size, err := intParam(r.PostForm.Get("size"), 1, generate.MaxBatchSize)
+	size, err := intParam(r.PostForm.Get("size"), 1, s.opt.MaxBatchSize)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "size: "+err.Error())
 		return
@@ -191,10 +232,17 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 	} else {
 		b = s.opt.Generator.NextOfSize(size)
 	}
-	s.start(b, wait)
+	if b.Size > s.opt.MaxBatchSize {
+		b.Size = s.opt.MaxBatchSize // the random bounds are the command line's
+	}
+	if !s.start(b, wait) {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("%d batches are running, the most at once: wait for one to end or cancel one", s.opt.MaxRunning))
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
-	json.NewEncoder(w).Encode(startReply{BatchID: b.ID, Size: len(b.Tasks), WaitMS: wait.Milliseconds()})
+	json.NewEncoder(w).Encode(startReply{BatchID: b.ID, Size: b.Size, WaitMS: wait.Milliseconds()})
 }
 
 // intParam parses an optional integer in [lo, hi]; empty is 0.
@@ -267,24 +315,31 @@ func (s *Server) publish(to func(batch, name string, data []byte), batch, name s
 	to(batch, name, data)
 }
 
-func (s *Server) start(b generate.Batch, wait time.Duration) {
+// start runs batch b, its tasks made as they are sent, unless MaxRunning
+// batches run already.
+func (s *Server) start(b generate.Batch, wait time.Duration) bool {
 	ctx, cancel := context.WithCancel(s.ctx)
-	rn := &run{id: b.ID, size: len(b.Tasks), started: time.Now(), cancel: cancel}
+	rn := &run{id: b.ID, size: b.Size, started: time.Now(), cancel: cancel}
 	s.mu.Lock()
+	if len(s.runs) >= s.opt.MaxRunning {
+		s.mu.Unlock()
+		cancel()
+		return false
+	}
 	s.runs[b.ID] = rn
 	s.mu.Unlock()
-	ds := make([]send.Delivery, len(b.Tasks))
-	for i, t := range b.Tasks {
-		ds[i] = send.Delivery{WebhookID: send.NewWebhookID(), Task: t}
-	}
-	s.log.Info("batch started", "batchid", b.ID, "size", len(ds), "wait", wait)
-	s.publish(s.hub.begin, b.ID, "start", startEvent{BatchID: b.ID, Size: len(ds), WaitMS: wait.Milliseconds()})
+	s.log.Info("batch started", "batchid", b.ID, "size", b.Size, "wait", wait)
+	s.publish(s.hub.begin, b.ID, "start", startEvent{BatchID: b.ID, Size: b.Size, WaitMS: wait.Milliseconds()})
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		defer cancel()
-		n, done := len(ds), 0
-		sum := s.opt.Sender.SendBatch(ctx, b.ID, ds, send.Every(wait), func(i int, r send.Result) {
+		n, done := b.Size, 0
+		next := func() send.Delivery {
+			t, _, _ := b.Next()
+			return send.Delivery{WebhookID: send.NewWebhookID(), Task: t}
+		}
+		sum := s.opt.Sender.SendStream(ctx, b.ID, n, next, send.Every(wait), func(i int, r send.Result) {
 			done++ // SendBatch reports one result at a time
 			ev := taskEvent{
 				BatchID: b.ID, I: i + 1, N: n, Done: done, Status: r.Status, Outcome: r.Outcome,
@@ -303,6 +358,7 @@ func (s *Server) start(b generate.Batch, wait time.Duration) {
 			"retries", sum.Retries, "duration", sum.Duration)
 		s.publish(s.hub.end, b.ID, "end", endEvent{Summary: sum, Line: sum.String()})
 	}()
+	return true
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
@@ -343,6 +399,13 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 // latest lines first. It subscribes before it answers, so that a client
 // that has the answer's headers misses no event published after.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	if s.streams.Add(1) > int64(s.opt.MaxStreams) {
+		s.streams.Add(-1)
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%d event streams are open, the most at once: close a page", s.opt.MaxStreams))
+		return
+	}
+	defer s.streams.Add(-1)
 	events, unsubscribe := s.hub.subscribe(r.Header.Get("Last-Event-ID"))
 	defer unsubscribe()
 	rc := http.NewResponseController(w)

@@ -67,7 +67,8 @@ func newPageWith(t testing.TB, p *peer, opt page.Options) (*page.Server, *httpte
 	t.Cleanup(s.Close)
 	g, _ := generate.New(1, 1, 100)
 	pg, err := page.New(page.Options{Generator: g, Sender: s, Wait: time.Second, MinTasks: 1, MaxTasks: 100,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), KeepEvents: opt.KeepEvents, KeepLines: opt.KeepLines})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), KeepEvents: opt.KeepEvents, KeepLines: opt.KeepLines,
+		MaxBatchSize: opt.MaxBatchSize, MaxRunning: opt.MaxRunning, MaxStreams: opt.MaxStreams, AccessToken: opt.AccessToken})
 	if err != nil {
 		t.Fatal(err)
 	}

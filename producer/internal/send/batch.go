@@ -66,7 +66,15 @@ func Every(d time.Duration) Gap { return func(int) time.Duration { return d } }
 // totals. When ctx ends, deliveries not yet started are reported Cancelled;
 // none is left out.
 func (s *Sender) SendBatch(ctx context.Context, batchID string, ds []Delivery, gap Gap, onResult func(i int, r Result)) Summary {
-	sum := Summary{BatchID: batchID, Size: len(ds)}
+	i := 0
+	return s.SendStream(ctx, batchID, len(ds), func() Delivery { i++; return ds[i-1] }, gap, onResult)
+}
+
+// SendStream is SendBatch over n deliveries that next makes one at a time,
+// in order, as they are sent (or reported cancelled), so that a batch is
+// never all in memory.
+func (s *Sender) SendStream(ctx context.Context, batchID string, n int, next func() Delivery, gap Gap, onResult func(i int, r Result)) Summary {
+	sum := Summary{BatchID: batchID, Size: n}
 	start := time.Now()
 	var mu sync.Mutex
 	report := func(i int, r Result) {
@@ -78,17 +86,18 @@ func (s *Sender) SendBatch(ctx context.Context, batchID string, ds []Delivery, g
 		}
 	}
 	var wg sync.WaitGroup
-	for i, d := range ds {
+	for i := range n {
 		if i > 0 && gap != nil {
 			if g := gap(i); g > 0 && !sleep(ctx, g) {
-				cancelRest(ctx, ds, i, report)
+				cancelRest(ctx, i, n, next, report)
 				break
 			}
 		}
 		if err := s.Acquire(ctx); err != nil {
-			cancelRest(ctx, ds, i, report)
+			cancelRest(ctx, i, n, next, report)
 			break
 		}
+		d := next()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -100,10 +109,10 @@ func (s *Sender) SendBatch(ctx context.Context, batchID string, ds []Delivery, g
 	return sum
 }
 
-func cancelRest(ctx context.Context, ds []Delivery, from int, report func(int, Result)) {
+func cancelRest(ctx context.Context, from, n int, next func() Delivery, report func(int, Result)) {
 	err := fmt.Errorf("not sent: %w", context.Cause(ctx))
-	for j := from; j < len(ds); j++ {
-		report(j, Result{Delivery: ds[j], Outcome: Cancelled, Err: err})
+	for j := from; j < n; j++ {
+		report(j, Result{Delivery: next(), Outcome: Cancelled, Err: err})
 	}
 }
 
