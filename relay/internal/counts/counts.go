@@ -37,11 +37,16 @@ func NewPoller(rdb redis.Cmdable, keys task.Keys, sink Sink, every time.Duration
 	return &Poller{rdb: rdb, keys: keys, sink: sink, every: every, log: log}
 }
 
-// Read reads the base once: ok is false when Redis holds no watermark.
+// Read reads the base once: ok is false when Redis holds no watermark. A
+// read cut short because ctx ended says nothing of Redis's health, so it is
+// neither counted as an error nor marks the poller unhealthy.
 func (p *Poller) Read(ctx context.Context) (fanout.Base, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	readCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	c, w, ok, err := redisconn.ReadCounts(ctx, p.rdb, p.keys)
+	c, w, ok, err := redisconn.ReadCounts(readCtx, p.rdb, p.keys)
+	if err != nil && ctx.Err() != nil {
+		return fanout.Base{}, false, ctx.Err()
+	}
 	if err != nil {
 		p.errors.Add(1)
 		p.healthy.Store(false)

@@ -62,3 +62,22 @@ func TestPollerReadsCountsAndWatermarkTogether(t *testing.T) {
 		t.Fatalf("healthy %v errors %d", p.Healthy(), p.Errors())
 	}
 }
+
+func TestPollerCancelledReadIsNoError(t *testing.T) {
+	url, prefix := testenv.Redis(t)
+	opt, _ := redis.ParseURL(url)
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	p := NewPoller(rdb, task.Keys{Prefix: prefix}, &sink{}, time.Millisecond, slog.New(slog.DiscardHandler))
+	if _, _, err := p.Read(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := p.Read(ctx); err == nil {
+		t.Fatal("a read under an ended context returned no error")
+	}
+	if !p.Healthy() || p.Errors() != 0 {
+		t.Fatalf("a cancelled read counted against Redis: healthy %v errors %d", p.Healthy(), p.Errors())
+	}
+}
