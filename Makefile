@@ -69,18 +69,22 @@ bench-dashboard: wasm ## cold and warm load of the PWA in headless Chromium, and
 	$(GO) test -run '^$$' -bench . -benchmem ./dashboard/internal/board ./dashboard/internal/chart ./dashboard/internal/ui
 	$(GO) test -run '^$$' -bench BenchmarkPage -benchtime 3x ./dashboard/internal/pagetest
 
+# The tools beside a running run-all take its NATS and Redis credentials
+# (when it started those servers itself) unless NATS_URL or REDIS_URL is set.
+STACK_ENV := if [ -f .data/stack.env ]; then . ./.data/stack.env; fi;
+
 loadtest: hey ## hey against the running receiver; checks Redis counted every 200
-	$(GO) run ./receiver/cmd/loadtest run
+	@$(STACK_ENV) $(GO) run ./receiver/cmd/loadtest run
 
 verify: ## compare Redis's counts with what the stream implies, per priority and per batch (VERIFY_FLAGS=--repair rebuilds)
-	$(GO) run ./receiver verify $(VERIFY_FLAGS)
+	@$(STACK_ENV) $(GO) run ./receiver verify $(VERIFY_FLAGS)
 
 replay: ## replay every committed batch against the running receiver, counts before and after
-	$(GO) run ./producer replay --speed max --counts testdata/batches/*.jsonl
+	@$(STACK_ENV) $(GO) run ./producer replay --speed max --counts testdata/batches/*.jsonl
 
 replay-same-ids: ## replay a batch twice with its recorded ids: the second run must move no count
-	$(GO) run ./producer replay --speed max --counts --same-ids testdata/batches/small.jsonl
-	$(GO) run ./producer replay --speed max --counts --same-ids testdata/batches/small.jsonl
+	@$(STACK_ENV) $(GO) run ./producer replay --speed max --counts --same-ids testdata/batches/small.jsonl
+	@$(STACK_ENV) $(GO) run ./producer replay --speed max --counts --same-ids testdata/batches/small.jsonl
 
 hey: ## install hey when it is missing
 	@test -x $(HEY) || $(GO) install github.com/rakyll/hey@v0.1.5

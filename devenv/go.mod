@@ -17,6 +17,7 @@ require (
 	github.com/chromedp/cdproto v0.160.1 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
+	github.com/hookpipe/hookpipe/plumbing v0.0.0
 	github.com/klauspost/compress v1.20.4 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/nats-io/jwt/v2 v2.8.3 // indirect
@@ -32,3 +33,5 @@ require (
 replace github.com/hookpipe/hookpipe/task => ../task
 
 replace github.com/hookpipe/hookpipe/testdata => ../testdata
+
+replace github.com/hookpipe/hookpipe/plumbing => ../plumbing

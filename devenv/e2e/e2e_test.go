@@ -23,6 +23,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/hookpipe/hookpipe/devenv/stack"
 	"github.com/hookpipe/hookpipe/task"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -141,6 +143,8 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}()
 
+	checkCredentials(t, s)
+
 	page := browser.New(t)
 	if err := chromedp.Do(page, chromedp.Navigate(s.DashboardURL)); err != nil {
 		t.Fatal(err)
@@ -152,7 +156,7 @@ func TestEndToEnd(t *testing.T) {
 	v := waitFor(t, page, 30*time.Second, "the bars to show the batch", func(v pageView) bool {
 		return v.Total == fmt.Sprint(want.Total())
 	})
-	inRedis := redisCounts(t, s.NATSURL, s.RedisURL)
+	inRedis := redisCounts(t, s.NATSURLAs(stack.RoleVerify), s.RedisURLAs(stack.RoleRelay))
 	for _, p := range task.Priorities {
 		if got := v.Bars[p.String()]; got != want.Of(p) || got != inRedis.Of(p) {
 			t.Errorf("bar %s shows %d; the batch has %d and Redis holds %d", p, got, want.Of(p), inRedis.Of(p))
@@ -200,7 +204,7 @@ func TestEndToEnd(t *testing.T) {
 	v = waitFor(t, page, 60*time.Second, "the page to reconnect and show both batches", func(v pageView) bool {
 		return v.Conn == "live" && v.Total == fmt.Sprint(want.Total())
 	})
-	inRedis = redisCounts(t, s.NATSURL, s.RedisURL)
+	inRedis = redisCounts(t, s.NATSURLAs(stack.RoleVerify), s.RedisURLAs(stack.RoleRelay))
 	for _, p := range task.Priorities {
 		if got := v.Bars[p.String()]; got != want.Of(p) || got != inRedis.Of(p) {
 			t.Errorf("after the relay restart, bar %s shows %d; the batches have %d and Redis holds %d", p, got, want.Of(p), inRedis.Of(p))
@@ -219,6 +223,60 @@ func TestEndToEnd(t *testing.T) {
 	// Printed, not logged, so that make test shows it on success too.
 	fmt.Printf("e2e: %d tasks replayed through receiver, relay and dashboard in %s, %d of them while the relay was down; bars %v equal Redis; screenshot %s\n",
 		len(batch)+len(more), strings.TrimSpace(string(version)), len(more), v.Bars, shot)
+}
+
+// checkCredentials checks that the stack's NATS and Redis let each role do
+// what it needs and nothing more: no anonymous client at all, no direct
+// publish into the stream from the relay's user, no writes from the relay's
+// Redis user.
+func checkCredentials(t *testing.T, s *stack.Stack) {
+	t.Helper()
+	if nc, err := nats.Connect(s.NATSURL); err == nil {
+		nc.Close()
+		t.Error("the stack's NATS accepted a client without credentials")
+	}
+	nc, err := nats.Connect(s.NATSURLAs(stack.RoleRelay))
+	if err != nil {
+		t.Fatalf("the relay's NATS user: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := js.Stream(ctx, task.StreamName); err != nil {
+		t.Errorf("the relay's NATS user cannot read the stream: %v", err)
+	}
+	// A refused publish gets no acknowledgement: it ends with its own
+	// deadline.
+	pubCtx, pubCancel := context.WithTimeout(ctx, time.Second)
+	defer pubCancel()
+	if _, err := js.Publish(pubCtx, "tasks.critical", []byte(`{}`)); err == nil {
+		t.Error("the relay's NATS user published into the stream")
+	}
+	opt, err := redis.ParseURL(s.RedisURLAs(stack.RoleRelay))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	if err := rdb.HGetAll(ctx, task.Keys{}.Counts()).Err(); err != nil {
+		t.Errorf("the relay's Redis user cannot read the counts: %v", err)
+	}
+	if err := rdb.HSet(ctx, task.Keys{}.Counts(), "Low", 1).Err(); err == nil {
+		t.Error("the relay's Redis user wrote the counts")
+	}
+	anon, err := redis.ParseURL(s.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdbAnon := redis.NewClient(anon)
+	defer rdbAnon.Close()
+	if err := rdbAnon.Get(ctx, "x").Err(); err == nil || err == redis.Nil {
+		t.Errorf("the stack's Redis answered a client without credentials (%v)", err)
+	}
 }
 
 // replay sends a recorded batch through the producer at full speed.

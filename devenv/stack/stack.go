@@ -30,6 +30,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hookpipe/hookpipe/devenv/proc"
+	"github.com/hookpipe/hookpipe/plumbing/taskstream"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/redis/go-redis/v9"
@@ -78,15 +79,19 @@ type Stack struct {
 	// ProducerURL are the base URLs of the other components.
 	ReceiverURL, RelayURL, DashboardURL, ProducerURL string
 
-	nats      *server.Server
-	mini      *miniredis.Miniredis
-	redisProc *exec.Cmd
-	mu        sync.Mutex // guards procs, which Restart changes
-	procs     []*child
-	health    map[string]string // component -> health URL
-	done      chan struct{}
-	wg        sync.WaitGroup
-	stopOnce  sync.Once
+	nats  *server.Server
+	creds *Credentials
+	// natsCreds and redisCreds say that the stack runs NATS and Redis
+	// itself, with a user per role.
+	natsCreds, redisCreds bool
+	mini                  *miniredis.Miniredis
+	redisProc             *exec.Cmd
+	mu                    sync.Mutex // guards procs, which Restart changes
+	procs                 []*child
+	health                map[string]string // component -> health URL
+	done                  chan struct{}
+	wg                    sync.WaitGroup
+	stopOnce              sync.Once
 }
 
 type child struct {
@@ -190,16 +195,20 @@ func (s *Stack) start(ctx context.Context) error {
 		name   string
 		args   []string
 		health string
+		env    []string
 	}{
-		{"receiver", []string{"--addr", addr(o.ReceiverPort)}, base(o.ReceiverPort) + "/readyz"},
-		{"relay", []string{"--addr", addr(o.RelayPort)}, s.RelayURL + "/readyz"},
-		{"dashboard", []string{"--addr", addr(o.DashboardPort), "--web-dir", o.WebDir}, s.DashboardURL + "/healthz"},
-		{"producer", []string{"serve", "--addr", addr(o.ProducerPort)}, s.ProducerURL + "/healthz"},
+		{"receiver", []string{"--addr", addr(o.ReceiverPort)}, base(o.ReceiverPort) + "/readyz", s.roleEnv(RoleReceiver)},
+		{"relay", []string{"--addr", addr(o.RelayPort)}, s.RelayURL + "/readyz", s.roleEnv(RoleRelay)},
+		{"dashboard", []string{"--addr", addr(o.DashboardPort), "--web-dir", o.WebDir}, s.DashboardURL + "/healthz", nil},
+		{"producer", []string{"serve", "--addr", addr(o.ProducerPort)}, s.ProducerURL + "/healthz", nil},
+	}
+	if err := s.writeToolEnv(); err != nil {
+		return err
 	}
 	s.health = make(map[string]string)
 	for _, c := range components {
 		s.health[c.name] = c.health
-		if err := s.spawn(c.name, c.args, env); err != nil {
+		if err := s.spawn(c.name, c.args, append(slices.Clone(env), c.env...)); err != nil {
 			return err
 		}
 	}
@@ -222,6 +231,10 @@ func (s *Stack) startNATS() error {
 	if o.NoExternal || !proc.PortFree(o.Host, port) {
 		port = -1
 	}
+	creds, err := s.credentials()
+	if err != nil {
+		return err
+	}
 	ns, err := server.NewServer(&server.Options{
 		ServerName: "hookpipe-dev",
 		Host:       o.Host,
@@ -230,6 +243,7 @@ func (s *Stack) startNATS() error {
 		StoreDir:   filepath.Join(o.DataDir, "nats"),
 		NoSigs:     true,
 		NoLog:      true,
+		Users:      creds.natsUsers(taskstream.CheckpointBucket),
 	})
 	if err != nil {
 		return fmt.Errorf("stack: embedded nats: %w", err)
@@ -241,7 +255,9 @@ func (s *Stack) startNATS() error {
 	}
 	s.nats = ns
 	s.NATSURL = ns.ClientURL()
-	s.log.Info("started embedded NATS with JetStream", "url", s.NATSURL, "store", filepath.Join(o.DataDir, "nats"))
+	s.natsCreds = true
+	s.log.Info("started embedded NATS with JetStream, a user per role", "url", s.NATSURL, "store", filepath.Join(o.DataDir, "nats"),
+		"credentials", s.CredentialsPath())
 	return nil
 }
 
@@ -264,16 +280,24 @@ func (s *Stack) startRedis(ctx context.Context) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("stack: %w", err)
 		}
-		// Every write is on disk before the receiver answers 2xx.
-		cmd := exec.Command(bin, "--bind", o.Host, "--port", strconv.Itoa(port),
-			"--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", "redis.log")
+		creds, err := s.credentials()
+		if err != nil {
+			return err
+		}
+		// Every write is on disk before the fold moves its watermark, and
+		// memory is bounded without evicting anything of hookpipe's.
+		args := append([]string{"--bind", o.Host, "--port", strconv.Itoa(port)}, creds.redisUsers(s.keyPrefix())...)
+		cmd := exec.Command(bin, append(args,
+			"--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", "redis.log",
+			"--maxmemory", "1gb", "--maxmemory-policy", "noeviction")...)
 		cmd.SysProcAttr = proc.ChildAttr()
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("stack: redis-server: %w", err)
 		}
 		s.redisProc = cmd
 		s.RedisURL = "redis://" + net.JoinHostPort(o.Host, strconv.Itoa(port))
-		for deadline := time.Now().Add(10 * time.Second); !redisAnswers(s.RedisURL); {
+		s.redisCreds = true
+		for deadline := time.Now().Add(10 * time.Second); !redisAnswers(s.RedisURLAs(RoleReceiver)); {
 			if time.Now().After(deadline) || ctx.Err() != nil {
 				return errors.New("stack: redis-server did not answer")
 			}
@@ -303,6 +327,89 @@ func (s *Stack) startRedis(ctx context.Context) error {
 	})
 	s.log.Warn("no Redis found and no redis-server on PATH: started an embedded Redis-compatible server; counts are in memory only and are lost when run-all stops (for development only)", "url", s.RedisURL)
 	return nil
+}
+
+// ToolEnvPath is where the stack leaves, while it runs, the NATS and Redis
+// URLs with credentials for the tools run beside it (make verify,
+// loadtest, replay), as shell lines that keep a NATS_URL or REDIS_URL
+// already set.
+func (s *Stack) ToolEnvPath() string { return filepath.Join(s.opts.DataDir, "stack.env") }
+
+// CredentialsPath is the file of the users the stack gives the NATS and
+// Redis it starts itself.
+func (s *Stack) CredentialsPath() string { return filepath.Join(s.opts.DataDir, "credentials.json") }
+
+func (s *Stack) writeToolEnv() error {
+	if !s.natsCreds && !s.redisCreds {
+		os.Remove(s.ToolEnvPath())
+		return nil
+	}
+	body := "# Written by run-all while it runs; removed when it stops.\n" +
+		": \"${NATS_URL:=" + s.NATSURLAs(RoleVerify) + "}\"; export NATS_URL\n" +
+		": \"${REDIS_URL:=" + s.RedisURLAs(RoleReceiver) + "}\"; export REDIS_URL\n"
+	if err := os.WriteFile(s.ToolEnvPath(), []byte(body), 0o600); err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	return nil
+}
+
+// credentials returns the stack's credentials, made once.
+func (s *Stack) credentials() (*Credentials, error) {
+	if s.creds == nil {
+		c, err := loadCredentials(s.opts.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		s.creds = c
+	}
+	return s.creds, nil
+}
+
+// keyPrefix is the components' Redis key prefix, which their ACL users are
+// limited to.
+func (s *Stack) keyPrefix() string {
+	for _, kv := range s.opts.Env {
+		if v, ok := strings.CutPrefix(kv, "HOOKPIPE_KEY_PREFIX="); ok {
+			return v
+		}
+	}
+	return task.DefaultKeyPrefix
+}
+
+// RedisURLAs returns the Redis URL with role's user when the stack runs
+// Redis itself, else the URL as it is.
+func (s *Stack) RedisURLAs(role string) string {
+	if !s.redisCreds {
+		return s.RedisURL
+	}
+	return s.creds.redisURL(s.RedisURL, role)
+}
+
+// NATSURLAs returns the NATS URL with role's user when the stack runs NATS
+// itself, else the URL as it is.
+func (s *Stack) NATSURLAs(role string) string {
+	if !s.natsCreds {
+		return s.NATSURL
+	}
+	u, err := url.Parse(s.NATSURL)
+	if err != nil {
+		return s.NATSURL
+	}
+	u.User = url.UserPassword(role, s.creds.NATS[role])
+	return u.String()
+}
+
+// roleEnv is the environment that gives a component its role's
+// credentials.
+func (s *Stack) roleEnv(role string) []string {
+	var env []string
+	if s.natsCreds {
+		env = append(env, "NATS_USER="+role, "NATS_PASSWORD="+s.creds.NATS[role])
+	}
+	if s.redisCreds {
+		env = append(env, "REDIS_URL="+s.RedisURLAs(role))
+	}
+	return env
 }
 
 func (s *Stack) spawn(name string, args, env []string) error {
@@ -469,6 +576,7 @@ func (s *Stack) Close() error {
 			s.nats.Shutdown()
 			s.nats.WaitForShutdown()
 		}
+		os.Remove(s.ToolEnvPath())
 		s.wg.Wait()
 	})
 	return errors.Join(errs...)

@@ -51,9 +51,9 @@ func main() {
     producer   %s   (press "Produce Tasks")
   webhooks go to %s
   relay      %s   NATS %s   Redis %s
-  Ctrl-C stops everything.
+%s  Ctrl-C stops everything.
 
-`, s.DashboardURL, s.ProducerURL, s.ReceiverURL, s.RelayURL, s.NATSURL, s.RedisURL)
+`, s.DashboardURL, s.ProducerURL, s.ReceiverURL, s.RelayURL, s.NATSURL, s.RedisURL, credentialsNote(s))
 	code := 0
 	select {
 	case <-ctx.Done():
@@ -67,4 +67,14 @@ func main() {
 		code = 1
 	}
 	os.Exit(code)
+}
+
+// credentialsNote says where the users of the NATS and Redis that the stack
+// started are kept, when it started either.
+func credentialsNote(s *stack.Stack) string {
+	if _, err := os.Stat(s.ToolEnvPath()); err != nil {
+		return ""
+	}
+	return "  NATS and Redis take a user per component: see " + s.CredentialsPath() + "\n" +
+		"  (make verify, loadtest and replay read " + s.ToolEnvPath() + ")\n"
 }
