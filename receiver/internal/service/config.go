@@ -29,6 +29,11 @@ type Config struct {
 	// Path is where webhooks are posted; default "/consumetasks".
 	// HOOKPIPE_RECEIVER_PATH.
 	Path string
+	// ReusePort lets several receivers on one host listen on one port
+	// (SO_REUSEPORT), the kernel spreading connections over them; default
+	// off, so that a stale receiver never takes traffic by surprise.
+	// HOOKPIPE_REUSEPORT.
+	ReusePort bool
 	// NATS is where NATS is and how to log in; default
 	// nats://127.0.0.1:4222. NATS_URL and others: see natsconn.Options.
 	NATS natsconn.Options
@@ -171,6 +176,7 @@ func (c *Config) Parse(args []string, getenv func(string) string, out io.Writer)
 	fs.Group("HTTP")
 	fs.String(&c.Addr, "addr", "HOOKPIPE_RECEIVER_ADDR", "listen address")
 	fs.String(&c.Path, "path", "HOOKPIPE_RECEIVER_PATH", "path webhooks are posted to")
+	fs.Bool(&c.ReusePort, "reuseport", "HOOKPIPE_REUSEPORT", "share the port with other receivers on this host (SO_REUSEPORT)")
 	fs.Group("NATS and Redis")
 	c.NATS.Bind(fs)
 	c.Redis.Bind(fs)

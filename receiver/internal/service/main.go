@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/valyala/fasthttp/reuseport"
+
 	"github.com/hookpipe/hookpipe/plumbing/access"
 	"github.com/hookpipe/hookpipe/plumbing/natsconn"
 	"github.com/hookpipe/hookpipe/plumbing/redisconn"
@@ -106,7 +108,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("receiver: %w", err)
 	}
 
-	m.ln, err = net.Listen("tcp", c.Addr)
+	m.ln, err = listen(c.Addr, c.ReusePort)
 	if err != nil {
 		m.rdb.Close()
 		m.pub.Close(ctx)
@@ -292,4 +294,21 @@ type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, v ...any) {
 	l.log.Debug("http: " + fmt.Sprintf(format, v...))
+}
+
+// listen listens on addr, sharing the port with other processes that ask
+// for the same when reusePort is set.
+func listen(addr string, reusePort bool) (net.Listener, error) {
+	if !reusePort {
+		return net.Listen("tcp", addr)
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	network := "tcp4"
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		network = "tcp6"
+	}
+	return reuseport.Listen(network, addr)
 }
