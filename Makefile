@@ -2,6 +2,11 @@
 # `make run-all` starts everything; `make test` is what CI runs.
 
 SHELL   := /bin/bash
+# The Go release with the latest standard-library security fixes, as the
+# toolchain lines of go.work and every go.mod name it; the go command
+# fetches it from the module proxy once (GOTOOLCHAIN=local on some
+# machines would otherwise keep their own Go).
+export GOTOOLCHAIN := go1.26.11
 GO      ?= go
 BIN     := bin
 MODULES := task plumbing receiver relay dashboard producer devenv testdata

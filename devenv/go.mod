@@ -2,6 +2,8 @@ module github.com/hookpipe/hookpipe/devenv
 
 go 1.26.0
 
+toolchain go1.26.11
+
 require (
 	github.com/alicebob/miniredis/v2 v2.40.0
 	github.com/chromedp/chromedp v0.23.1

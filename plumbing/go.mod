@@ -2,6 +2,8 @@ module github.com/hookpipe/hookpipe/plumbing
 
 go 1.26.0
 
+toolchain go1.26.11
+
 require (
 	github.com/hookpipe/hookpipe/task v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.3

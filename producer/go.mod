@@ -2,6 +2,8 @@ module github.com/hookpipe/hookpipe/producer
 
 go 1.26.0
 
+toolchain go1.26.11
+
 require (
 	github.com/chromedp/chromedp v0.23.1
 	github.com/go-faker/faker/v4 v4.12.0

@@ -2,6 +2,8 @@ module github.com/hookpipe/hookpipe/receiver
 
 go 1.26.0
 
+toolchain go1.26.11
+
 require (
 	github.com/hookpipe/hookpipe/devenv v0.0.0
 	github.com/hookpipe/hookpipe/plumbing v0.0.0

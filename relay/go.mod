@@ -2,6 +2,8 @@ module github.com/hookpipe/hookpipe/relay
 
 go 1.26.0
 
+toolchain go1.26.11
+
 require (
 	github.com/gorilla/websocket v1.5.3
 	github.com/hookpipe/hookpipe/devenv v0.0.0

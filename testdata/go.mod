@@ -1,3 +1,5 @@
 module github.com/hookpipe/hookpipe/testdata
 
 go 1.26.0
+
+toolchain go1.26.11
