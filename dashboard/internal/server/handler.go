@@ -22,6 +22,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookpipe/hookpipe/plumbing/look"
+
 	"github.com/hookpipe/hookpipe/dashboard/internal/precompress"
 	"github.com/hookpipe/hookpipe/dashboard/internal/ui"
 	"github.com/hookpipe/hookpipe/plumbing/access"
@@ -315,7 +317,8 @@ func loadAssets() (map[string]asset, error) {
 		sum := sha256.Sum256(body)
 		m[path] = asset{body: body, contentType: contentType, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 	}
-	files := map[string]string{StylePath: "text/css; charset=utf-8", IconSVGPath: "image/svg+xml"}
+	add(StylePath, "text/css; charset=utf-8", look.CSS)
+	files := map[string]string{IconSVGPath: "image/svg+xml"}
 	for path, ct := range files {
 		b, err := fs.ReadFile(assetFS, "assets/"+strings.TrimPrefix(path, "/web/"))
 		if err != nil {

@@ -2,6 +2,8 @@ package page_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -136,4 +138,54 @@ func TestPageShowsBadInput(t *testing.T) {
 	if n := evalString(t, ctx, `String(document.querySelectorAll("#batches li").length)`); n != "0" {
 		t.Fatalf("a refused request listed %s batches", n)
 	}
+}
+
+// TestPageLooksLikeTheDashboard checks that the page takes the dashboard's
+// stylesheet, that its size hint can be read whole, and keeps a screenshot
+// in $HOOKPIPE_ARTIFACTS_DIR (default: the system's temporary folder).
+func TestPageLooksLikeTheDashboard(t *testing.T) {
+	p := newPeer(t, func(task.Task) (int, string) { return 200, `{"status":"accepted","seq":1}` })
+	_, srv := newPage(t, p)
+	ctx := browser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL), chromedp.WaitVisible(chromedp.ID("produceTasks"))); err != nil {
+		t.Fatal(err)
+	}
+	eval(t, ctx, `[...document.styleSheets].some(s => s.href && s.href.endsWith("/static/hookpipe.css") && s.cssRules.length > 20)`,
+		"the shared stylesheet is not applied")
+	// A rule only the shared stylesheet has: panels as the dashboard draws them.
+	eval(t, ctx, `getComputedStyle(document.querySelector(".panel")).borderRadius === "10px"`, "panels do not look like the dashboard's")
+	hint := evalString(t, ctx, `document.getElementById("sizeHint").textContent`)
+	if !strings.Contains(hint, "random 1–100") {
+		t.Errorf("size hint reads %q, want the random bounds 1–100", hint)
+	}
+	eval(t, ctx, `(() => { const h = document.getElementById("sizeHint"), r = h.getBoundingClientRect();
+		return h.scrollWidth <= h.clientWidth + 1 && r.width > 0 && r.right <= document.documentElement.clientWidth; })()`,
+		"the size hint is cut off")
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("size"), "5"),
+		chromedp.SetValue(chromedp.ID("wait"), "0"),
+		chromedp.Click(chromedp.ID("produceTasks")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	eval(t, ctx, `[...document.querySelectorAll("#Messages div")].some(d => d.className === "summary" && d.textContent.includes("5 accepted"))`, "batch never summarised")
+	// The POST's answer may come after the batch ended: it must not list
+	// the batch again.
+	eval(t, ctx, `document.querySelectorAll("#batches li").length === 0`, "an ended batch is still listed as running")
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := os.Getenv("HOOKPIPE_ARTIFACTS_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "hookpipe-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "producer-page.png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
 }

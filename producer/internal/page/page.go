@@ -8,6 +8,7 @@
 package page
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -22,6 +23,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hookpipe/hookpipe/plumbing/look"
 
 	"github.com/hookpipe/hookpipe/plumbing/access"
 	"github.com/hookpipe/hookpipe/producer/internal/generate"
@@ -140,6 +143,7 @@ func New(opt Options) (*Server, error) {
 	gate := access.NewGate(opt.AccessToken)
 	s.mux.Handle("GET /{$}", gate.Page(http.HandlerFunc(s.handleIndex)))
 	s.mux.Handle("GET /static/", gate.Page(http.StripPrefix("/static/", http.FileServerFS(assets))))
+	s.mux.Handle("GET /static/hookpipe.css", gate.Page(http.HandlerFunc(serveLook)))
 	s.mux.Handle("GET /events", gate.API(http.HandlerFunc(s.handleEvents)))
 	s.mux.Handle("GET /batches", gate.API(http.HandlerFunc(s.handleList)))
 	s.mux.Handle("POST /batches", gate.API(http.HandlerFunc(s.handleStart)))
@@ -473,4 +477,11 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+// serveLook serves the stylesheet the dashboard has too.
+func serveLook(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	http.ServeContent(w, r, "hookpipe.css", time.Time{}, bytes.NewReader(look.CSS))
 }

@@ -377,7 +377,7 @@ func TestIndex(t *testing.T) {
 	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
 		t.Errorf("CSP %q", csp)
 	}
-	for _, asset := range []string{"/static/app.js", "/static/app.css"} {
+	for _, asset := range []string{"/static/app.js", "/static/app.css", "/static/hookpipe.css"} {
 		r, err := http.Get(srv.URL + asset)
 		if err != nil || r.StatusCode != 200 {
 			t.Fatalf("%s: %v %v", asset, r.StatusCode, err)

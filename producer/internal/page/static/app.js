@@ -30,8 +30,12 @@
     }
   }
 
+  // Batches that ended: the answer to a POST may come after the batch's
+  // end event, and must not list it again.
+  const ended = new Set();
+
   function addBatch(id, size) {
-    if (rows.has(id)) return;
+    if (rows.has(id) || ended.has(id)) return;
     const li = document.createElement("li");
     li.dataset.batch = id;
     const label = document.createElement("span");
@@ -56,8 +60,8 @@
   }
 
   const source = new EventSource("/events");
-  source.onopen = function () { state.textContent = "live"; state.className = "state live"; };
-  source.onerror = function () { state.textContent = "reconnecting"; state.className = "state"; };
+  source.onopen = function () { state.textContent = "live"; state.className = "conn conn-live state live"; };
+  source.onerror = function () { state.textContent = "reconnecting"; state.className = "conn conn-reconnecting state"; };
 
   source.addEventListener("start", function (e) {
     const d = JSON.parse(e.data);
@@ -78,6 +82,7 @@
   source.addEventListener("end", function (e) {
     const d = JSON.parse(e.data);
     addLine(d.line, "summary");
+    ended.add(d.batchid);
     const row = rows.get(d.batchid);
     if (row) { row.li.remove(); rows.delete(d.batchid); }
   });
