@@ -70,8 +70,8 @@ func (m *Main) ParseFlags(_ context.Context, args []string) error {
 // GCPercent is the garbage collector's target the receiver runs with
 // unless GOGC is set. Its live heap is a few MiB, so collecting at four
 // times that rather than twice costs little memory and saves a few per
-// cent of the CPU per request (loadtest bench: 45% of the bare handler's
-// throughput at GOGC=100, 47.5% at 400).
+// cent of the CPU per request (the README gives make bench-receiver's
+// figures).
 const GCPercent = 400
 
 // Run connects to Redis and NATS, listens, and serves in the background. It

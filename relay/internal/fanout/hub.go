@@ -72,8 +72,8 @@ type Config struct {
 	MaxResumeEvents int
 	// MaxUpdateEvents, when positive, caps the events of a live update to
 	// the newest ones; default 0 sends every event. Event bytes, not frame
-	// count, bound how many clients a machine can serve: with 10,000 clients
-	// and 2,000 events/s every event costs 3.4 GB/s of writes. A dashboard
+	// count, bound how many clients a machine can serve: every event is
+	// written once per client (relay/README.md gives the figures). A dashboard
 	// shows the newest events only, and counts stay exact either way.
 	// Resumes are always exact.
 	MaxUpdateEvents int

@@ -3,8 +3,7 @@ package fanout
 import "time"
 
 // pacer decides when the hub sends frames and how fast. Writing to every
-// client takes time (tens of milliseconds for 10,000 clients on two
-// cores), and the clients, or the machine, need time to read what is
+// client takes time, growing with their number, and the clients, or the machine, need time to read what is
 // written. So a fan-out is spread over twice the time the writing took
 // last time, or over an interval when that is longer: the parts go out at
 // an even pace rather than in a burst that readers then queue behind,
