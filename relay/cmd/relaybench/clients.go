@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -202,8 +203,12 @@ func connect(ctx context.Context, base string, n int, baseline bool, lat *histog
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			conn, _, err := d.DialContext(ctx, wsURL, nil)
+			conn, res, err := d.DialContext(ctx, wsURL, nil)
 			if err != nil {
+				if res != nil {
+					body, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+					err = fmt.Errorf("%w: %s %s", err, res.Status, bytes.TrimSpace(body))
+				}
 				errs <- fmt.Errorf("client %d: %w", i, err)
 				return
 			}
