@@ -43,6 +43,17 @@ func Binary(t testing.TB, path string) string {
 	return bin
 }
 
+// RemoveBinaries removes what Binary built; a TestMain calls it after the
+// tests ran.
+func RemoveBinaries() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	for path, bin := range built {
+		os.RemoveAll(filepath.Dir(bin))
+		delete(built, path)
+	}
+}
+
 // ReceiverProcess is a real receiver, the binary, run by a test.
 type ReceiverProcess struct {
 	// URL is where webhooks go.

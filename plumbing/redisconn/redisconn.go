@@ -122,10 +122,7 @@ func New(o Options, t Tuning) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--redis-url: %w", err)
 		}
-		co.DialTimeout, co.ReadTimeout, co.WriteTimeout = or(t.DialTimeout, co.DialTimeout), or(t.ReadTimeout, co.ReadTimeout), or(t.WriteTimeout, co.WriteTimeout)
-		co.MaxRetries = orInt(t.MaxRetries, co.MaxRetries)
-		co.PoolSize = orInt(t.PoolSize, co.PoolSize)
-		co.ClientName = t.Name
+		t.apply(&co.DialTimeout, &co.ReadTimeout, &co.WriteTimeout, &co.MaxRetries, &co.PoolSize, &co.ClientName)
 		return redis.NewClusterClient(co), nil
 	case ModeSentinel:
 		fo, err := redis.ParseFailoverURL(o.URL)
@@ -135,21 +132,24 @@ func New(o Options, t Tuning) (redis.UniversalClient, error) {
 		if fo.MasterName == "" {
 			return nil, errors.New("--redis-url: a Sentinel URL needs master_name=")
 		}
-		fo.DialTimeout, fo.ReadTimeout, fo.WriteTimeout = or(t.DialTimeout, fo.DialTimeout), or(t.ReadTimeout, fo.ReadTimeout), or(t.WriteTimeout, fo.WriteTimeout)
-		fo.MaxRetries = orInt(t.MaxRetries, fo.MaxRetries)
-		fo.PoolSize = orInt(t.PoolSize, fo.PoolSize)
-		fo.ClientName = t.Name
+		t.apply(&fo.DialTimeout, &fo.ReadTimeout, &fo.WriteTimeout, &fo.MaxRetries, &fo.PoolSize, &fo.ClientName)
 		return redis.NewFailoverClient(fo), nil
 	}
 	so, err := redis.ParseURL(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("--redis-url: %w", err)
 	}
-	so.DialTimeout, so.ReadTimeout, so.WriteTimeout = or(t.DialTimeout, so.DialTimeout), or(t.ReadTimeout, so.ReadTimeout), or(t.WriteTimeout, so.WriteTimeout)
-	so.MaxRetries = orInt(t.MaxRetries, so.MaxRetries)
-	so.PoolSize = orInt(t.PoolSize, so.PoolSize)
-	so.ClientName = t.Name
+	t.apply(&so.DialTimeout, &so.ReadTimeout, &so.WriteTimeout, &so.MaxRetries, &so.PoolSize, &so.ClientName)
 	return redis.NewClient(so), nil
+}
+
+// apply sets a client's options from t where t sets them, whichever kind
+// of client they are for.
+func (t Tuning) apply(dial, read, write *time.Duration, retries, pool *int, name *string) {
+	*dial, *read, *write = or(t.DialTimeout, *dial), or(t.ReadTimeout, *read), or(t.WriteTimeout, *write)
+	*retries = orInt(t.MaxRetries, *retries)
+	*pool = orInt(t.PoolSize, *pool)
+	*name = t.Name
 }
 
 func or(a, b time.Duration) time.Duration {

@@ -2,8 +2,9 @@ package pagetest
 
 import (
 	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/hookpipe/hookpipe/devenv/testenv"
 )
 
 // TestMain removes what the run built for itself: the wasm (unless it came
@@ -13,8 +14,6 @@ func TestMain(m *testing.M) {
 	if webDir != "" && os.Getenv("HOOKPIPE_TEST_WEB_DIR") == "" {
 		os.RemoveAll(webDir)
 	}
-	if relayBin != "" {
-		os.RemoveAll(filepath.Dir(relayBin))
-	}
+	testenv.RemoveBinaries()
 	os.Exit(code)
 }

@@ -9,9 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,33 +23,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 )
-
-var (
-	relayBinOnce sync.Once
-	relayBin     string
-	relayBinErr  error
-)
-
-// relayBinary builds the real relay command once per run.
-func relayBinary(t testing.TB) string {
-	t.Helper()
-	relayBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hookpipe-relay-")
-		if err != nil {
-			relayBinErr = err
-			return
-		}
-		relayBin = filepath.Join(dir, "relay")
-		out, err := exec.Command("go", "build", "-o", relayBin, "github.com/hookpipe/hookpipe/relay").CombinedOutput()
-		if err != nil {
-			relayBinErr = fmt.Errorf("build relay: %v\n%s", err, out)
-		}
-	})
-	if relayBinErr != nil {
-		t.Fatal(relayBinErr)
-	}
-	return relayBin
-}
 
 // system is the real back end of the page: NATS with the TASKS stream,
 // Redis with the counts, and the relay between them and the page.
@@ -110,7 +81,7 @@ func (s *system) relayURL() string { return "http://127.0.0.1:" + strconv.Itoa(s
 
 func (s *system) startRelay() {
 	s.t.Helper()
-	cmd := exec.Command(relayBinary(s.t), "--addr", "127.0.0.1:"+strconv.Itoa(s.port),
+	cmd := exec.Command(testenv.Binary(s.t, "github.com/hookpipe/hookpipe/relay"), "--addr", "127.0.0.1:"+strconv.Itoa(s.port),
 		"--nats-url", s.natsURL, "--redis-url", s.redisURL, "--key-prefix", s.keys.Prefix, "--log-level", "warn",
 		"--origins", "http://127.0.0.1:"+strconv.Itoa(s.dashPort), "--relay-secret", s.relaySecret)
 	cmd.Stderr = os.Stderr

@@ -24,23 +24,6 @@ import (
 	"github.com/hookpipe/hookpipe/task"
 )
 
-// The receiver binary is built once per test run from the workspace.
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildSkip string
-	buildErr  error
-	buildDir  string
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
-
 // workspaceRoot finds the folder of go.work, where the receiver is built.
 func workspaceRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOWORK").Output()
@@ -52,40 +35,6 @@ func workspaceRoot() (string, error) {
 		return "", fmt.Errorf("not in a Go workspace")
 	}
 	return filepath.Dir(gowork), nil
-}
-
-// receiverBinary builds ./receiver of the workspace, or skips the test when
-// the receiver module has no command yet.
-func receiverBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		root, err := workspaceRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		if _, err := os.Stat(filepath.Join(root, "receiver", "main.go")); err != nil {
-			buildSkip = "the receiver command (receiver/main.go) is not in the workspace yet"
-			return
-		}
-		if buildDir, err = os.MkdirTemp("", "hookpipe-producer-test"); err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(buildDir, "receiver")
-		cmd := exec.Command("go", "build", "-o", buildPath, "./receiver")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./receiver: %v\n%s", err, out)
-		}
-	})
-	if buildSkip != "" {
-		t.Skip(buildSkip)
-	}
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildPath
 }
 
 // receiver is a real receiver process with real NATS and Redis behind it.
@@ -113,7 +62,7 @@ type receiverOptions struct {
 
 func newReceiver(t testing.TB, o receiverOptions) *receiver {
 	t.Helper()
-	bin := receiverBinary(t)
+	bin := testenv.Binary(t, "github.com/hookpipe/hookpipe/receiver")
 	ns := testenv.NATS(t)
 	redisURL, prefix := o.redisURL, testenv.KeyPrefix(t)
 	if redisURL == "" {

@@ -2,14 +2,11 @@ package service_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -116,37 +113,10 @@ func TestTwoReceiversFoldingTheSameStream(t *testing.T) {
 	checkExact(t, a, "two receivers folding one stream", l)
 }
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// receiverBinary builds the receiver once per test run.
-func receiverBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hookpipe-receiver-bin")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "receiver")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/hookpipe/hookpipe/receiver").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
-
 // A receiver process killed with SIGKILL under load, and started again:
 // what it answered 200 is in the stream once and counted once.
 func TestReceiverKilledUnderLoad(t *testing.T) {
-	bin := receiverBinary(t)
+	bin := testenv.Binary(t, "github.com/hookpipe/hookpipe/receiver")
 	ns := testenv.NATS(t)
 	url, prefix := testenv.Redis(t)
 	port, err := proc.FreePort("127.0.0.1")
