@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hookpipe/hookpipe/devenv/testenv"
+	"github.com/hookpipe/hookpipe/plumbing/redisconn"
 	"github.com/hookpipe/hookpipe/plumbing/taskstream"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/nats-io/nats.go"
@@ -420,4 +421,55 @@ func TestStreamMadeAnew(t *testing.T) {
 	}
 	w.publish(10, 2)
 	w.exact("second stream")
+}
+
+// TestManyBatchesLeaveBoundedKeys sends 100,000 tasks of as many distinct
+// batch ids through the fold: Redis keeps the hashes of the newest
+// KeepBatches batches only, and the batch index has as many entries.
+func TestManyBatchesLeaveBoundedKeys(t *testing.T) {
+	const n, keep = 100_000, 1000
+	w, _ := newWorld(t, false, task.DefaultStreamSettings())
+	_, stop := w.start(Options{KeepBatches: keep})
+	defer stop()
+	for i := range n {
+		tk := task.Task{BatchID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), ID: 0, Owner: "Owner", Priority: task.Priorities[i%task.NumPriorities]}
+		data := tk.Encode()
+		m := nats.NewMsg(tk.Priority.Subject())
+		m.Data = data
+		m.Header.Set(task.HeaderFingerprint, task.Fingerprint(data))
+		if _, err := w.js.PublishMsgAsync(m); err != nil {
+			t.Fatal(err)
+		}
+		if i%1000 == 999 {
+			select {
+			case <-w.js.PublishAsyncComplete():
+			case <-time.After(time.Minute):
+				t.Fatal("publishes not acknowledged")
+			}
+		}
+	}
+	p := NewProjection(w.rdb, w.keys, keep)
+	testenv.Eventually(t, 3*time.Minute, func() bool {
+		wm, ok, err := p.Watermark(context.Background())
+		return err == nil && ok && wm == n
+	}, "the fold did not reach the stream's end")
+	ctx := context.Background()
+	var hashes int
+	iter := w.rdb.Scan(ctx, 0, w.keys.Batch("*"), 1000).Iterator()
+	for iter.Next(ctx) {
+		hashes++
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	indexed := w.rdb.ZCard(ctx, w.keys.Batches()).Val()
+	if hashes > keep || indexed > keep || hashes != int(indexed) {
+		t.Fatalf("%d batch hashes and %d indexed after %d batches, want at most %d of each, equal", hashes, indexed, n, keep)
+	}
+	if _, err := w.rdb.HGetAll(ctx, w.keys.Batch(fmt.Sprintf("00000000-0000-4000-8000-%012d", n-1))).Result(); err != nil {
+		t.Fatal(err)
+	}
+	if c, _, _, err := redisconn.ReadCounts(ctx, w.rdb, w.keys); err != nil || c.Total() != n {
+		t.Fatalf("counts %v (%v), want %d in all", c, err, n)
+	}
 }
