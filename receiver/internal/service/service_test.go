@@ -314,7 +314,10 @@ func TestConfigFromEnvAndFlags(t *testing.T) {
 	if c.Addr != "127.0.0.1:7001" || c.MaxBodySize != 1000 || c.Redis.URL != "redis://r:1" {
 		t.Fatalf("got addr %s size %d redis %s; want the flag over the env, the env over the default", c.Addr, c.MaxBodySize, c.Redis.URL)
 	}
-	for _, bad := range [][]string{{"--max-body-size", "12abc"}, {"--webhook-secret", "whsec_***"}, {"--timeout", "0s"}, {"--log-format", "xml"}} {
+	for _, bad := range [][]string{{"--max-body-size", "12abc"}, {"--webhook-secret", "whsec_***"}, {"--timeout", "0s"}, {"--log-format", "xml"},
+		// Seen ids may not outlive the stream they are rebuilt from, nor end
+		// inside the duplicate window.
+		{"--dedupe-ttl", "25h"}, {"--dedupe-ttl", "2h", "--stream-max-age", "1h"}, {"--dedupe-ttl", "5m"}} {
 		c := service.DefaultConfig()
 		if err := c.Parse(bad, func(string) string { return "" }, io.Discard); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)
