@@ -56,6 +56,9 @@ type Dashboard struct {
 
 	updateReady bool
 	batches     batchView
+	// paused is what the page shows while its view is paused; frames are
+	// still applied to state underneath. Nil when the view is live.
+	paused *pausedView
 
 	link *link
 	list messageList
@@ -166,21 +169,62 @@ func (d *Dashboard) connText(now time.Time) string {
 	return "Connecting…"
 }
 
-// Render draws the page from the state.
+// pausedView is the part of the state a paused page keeps showing.
+type pausedView struct {
+	counts task.Counts
+	seq    uint64
+	rate   float64
+}
+
+// togglePause freezes the view at the current state, or brings it back to
+// the state as it is now, list included.
+func (d *Dashboard) togglePause(ctx app.Context, _ app.Event) {
+	if d.paused == nil {
+		d.paused = &pausedView{counts: d.state.Counts, seq: d.state.Seq, rate: d.state.Rate(time.Now())}
+		return
+	}
+	d.paused = nil
+	ctx.Defer(func(app.Context) { d.list.sync(d.state) })
+}
+
+// pauseText says that the view is paused and how many events came since.
+func (d *Dashboard) pauseText() string {
+	if d.paused == nil {
+		return ""
+	}
+	return "Paused · " + strconv.FormatInt(d.state.Total()-d.paused.counts.Total(), 10) + " new events"
+}
+
+// Render draws the page from the state, or from what was shown when the
+// view was paused.
 func (d *Dashboard) Render() app.UI {
 	now := time.Now()
 	s := d.state
-	total := strconv.FormatInt(s.Total(), 10)
+	counts, seq, rate := s.Counts, s.Seq, s.Rate(now)
+	if p := d.paused; p != nil {
+		counts, seq, rate = p.counts, p.seq, p.rate
+	}
+	total := strconv.FormatInt(counts.Total(), 10)
+	pauseLabel := "Pause"
+	if d.paused != nil {
+		pauseLabel = "Resume"
+	}
 	return app.Div().ID("dashboard").Class("dashboard").
-		DataSet("seq", strconv.FormatUint(s.Seq, 10)).
+		DataSet("seq", strconv.FormatUint(seq, 10)).
 		DataSet("total", total).
+		DataSet("paused", strconv.FormatBool(d.paused != nil)).
 		Body(
 			app.Header().Class("top").Body(
 				app.H1().Text("hookpipe"),
-				app.Span().ID("conn").Class("conn conn-"+d.connState()).
-					DataSet("state", d.connState()).
-					Aria("live", "polite").
-					Text(d.connText(now)),
+				app.Div().Class("top-right").Body(
+					app.Span().ID("paused").Class("paused").Aria("live", "polite").Text(d.pauseText()),
+					app.Button().ID("pause").Class("pause").Aria("pressed", strconv.FormatBool(d.paused != nil)).
+						Text(pauseLabel).OnClick(d.togglePause),
+					app.Span().ID("conn").Class("conn conn-"+d.connState()).
+						DataSet("state", d.connState()).
+						Aria("live", "polite").
+						Text(d.connText(now)),
+				),
 			),
 			// Always present, so that showing it never shifts the elements
 			// after it, which go-app matches by position.
@@ -190,11 +234,11 @@ func (d *Dashboard) Render() app.UI {
 			),
 			app.Section().Class("stats").Aria("label", "Totals").Body(
 				stat("Total", "total", total),
-				stat("Events/s", "rate", strconv.FormatFloat(s.Rate(now), 'f', 0, 64)),
-				stat("Sequence", "seq", strconv.FormatUint(s.Seq, 10)),
+				stat("Events/s", "rate", strconv.FormatFloat(rate, 'f', 0, 64)),
+				stat("Sequence", "seq", strconv.FormatUint(seq, 10)),
 			),
 			app.Section().Class("panel chart-panel").Body(
-				chartView(chart.Build(s.Counts, d.layout)),
+				chartView(chart.Build(counts, d.layout)),
 			),
 			d.batches.render(d),
 			app.Section().Class("panel messages-panel").Body(
@@ -238,7 +282,9 @@ func (d *Dashboard) apply(ctx app.Context, frames [][]byte) (rejected int) {
 	ctx.Defer(func(app.Context) {
 		t := now()
 		addStat("renderMs", t-applied)
-		d.list.sync(d.state)
+		if d.paused == nil {
+			d.list.sync(d.state)
+		}
 		addStat("listMs", now()-t)
 	})
 	return rejected
