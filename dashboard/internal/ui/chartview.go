@@ -16,8 +16,9 @@ func svg(tag string) app.HTMLElem { return app.Elem(tag).XMLNS(svgNS) }
 func num(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
 
 // chartView draws c as SVG: title, grid and ticks, bars with their totals,
-// axis titles, and a text alternative.
-func chartView(c chart.Chart) app.UI {
+// axis titles, and a text alternative. Clicking a bar calls onBar with its
+// priority's name.
+func chartView(c chart.Chart, onBar func(app.Context, string)) app.UI {
 	l := c.Layout
 	bottom := c.PlotY + c.PlotH
 	right := c.PlotX + c.PlotW
@@ -36,7 +37,9 @@ func chartView(c chart.Chart) app.UI {
 	bars := make([]app.UI, 0, len(c.Bars))
 	for i, b := range c.Bars {
 		count := strconv.FormatInt(b.Count, 10)
-		bars = append(bars, svg("g").Class("bar-group").Body(
+		name := b.Priority.String()
+		bars = append(bars, svg("g").Class("bar-group").
+			OnClick(func(ctx app.Context, e app.Event) { onBar(ctx, name) }).Body(
 			svg("rect").Class("bar").
 				DataSet("priority", b.Priority.String()).
 				DataSet("count", count).

@@ -59,6 +59,8 @@ type Dashboard struct {
 	// paused is what the page shows while its view is paused; frames are
 	// still applied to state underneath. Nil when the view is live.
 	paused *pausedView
+	// filter narrows the message list.
+	filter board.Filter
 
 	link *link
 	list messageList
@@ -169,6 +171,70 @@ func (d *Dashboard) connText(now time.Time) string {
 	return "Connecting…"
 }
 
+// setFilter narrows the list to f and redraws it.
+func (d *Dashboard) setFilter(ctx app.Context, f board.Filter) {
+	d.filter = f
+	if d.paused == nil {
+		ctx.Defer(func(app.Context) { d.list.sync(d.state, d.filter) })
+	}
+}
+
+// filterPriority filters the list by a bar's priority; clicking the bar
+// of the priority filtered by lifts that filter.
+func (d *Dashboard) filterPriority(ctx app.Context, p string) {
+	f := d.filter
+	if f.Priority == p {
+		p = ""
+	}
+	f.Priority = p
+	d.setFilter(ctx, f)
+}
+
+// filterBar draws the list's filters and what they keep, with a button that
+// clears them.
+func (d *Dashboard) filterBar() app.UI {
+	opts := []app.UI{app.Option().Value("").Text("All priorities").Selected(d.filter.Priority == "")}
+	for _, n := range priorityNames {
+		opts = append(opts, app.Option().Value(n).Text(n).Selected(d.filter.Priority == n))
+	}
+	text := d.filter.String()
+	if text != "" {
+		text = "Showing " + text
+	}
+	return app.Div().ID("filters").Class("filters").DataSet("active", strconv.FormatBool(d.filter.Active())).Body(
+		app.Select().ID("filter-priority").Aria("label", "Priority").Body(opts...).
+			OnChange(func(ctx app.Context, e app.Event) {
+				f := d.filter
+				f.Priority = ctx.JSSrc().Get("value").String()
+				d.setFilter(ctx, f)
+			}),
+		app.Input().ID("filter-batch").Type("search").Placeholder("batch id").Aria("label", "Batch").Value(d.filter.Batch).
+			OnInput(func(ctx app.Context, e app.Event) {
+				f := d.filter
+				f.Batch = ctx.JSSrc().Get("value").String()
+				d.setFilter(ctx, f)
+			}),
+		app.Input().ID("filter-owner").Type("search").Placeholder("owner").Aria("label", "Owner").Value(d.filter.Owner).
+			OnInput(func(ctx app.Context, e app.Event) {
+				f := d.filter
+				f.Owner = ctx.JSSrc().Get("value").String()
+				d.setFilter(ctx, f)
+			}),
+		app.Span().ID("filter-text").Class("filter-text").Text(text),
+		app.Button().ID("filter-clear").Class("pause").Text("Clear").Disabled(!d.filter.Active()).
+			OnClick(func(ctx app.Context, e app.Event) {
+				// go-app leaves a field's typed value alone when its
+				// value attribute goes empty.
+				for _, id := range []string{"filter-priority", "filter-batch", "filter-owner"} {
+					if el := app.Window().GetElementByID(id); el.Truthy() {
+						el.Set("value", "")
+					}
+				}
+				d.setFilter(ctx, board.Filter{})
+			}),
+	)
+}
+
 // pausedView is the part of the state a paused page keeps showing.
 type pausedView struct {
 	counts task.Counts
@@ -184,7 +250,7 @@ func (d *Dashboard) togglePause(ctx app.Context, _ app.Event) {
 		return
 	}
 	d.paused = nil
-	ctx.Defer(func(app.Context) { d.list.sync(d.state) })
+	ctx.Defer(func(app.Context) { d.list.sync(d.state, d.filter) })
 }
 
 // pauseText says that the view is paused and how many events came since.
@@ -238,11 +304,12 @@ func (d *Dashboard) Render() app.UI {
 				stat("Sequence", "seq", strconv.FormatUint(seq, 10)),
 			),
 			app.Section().Class("panel chart-panel").Body(
-				chartView(chart.Build(counts, d.layout)),
+				chartView(chart.Build(counts, d.layout), d.filterPriority),
 			),
 			d.batches.render(d),
 			app.Section().Class("panel messages-panel").Body(
 				app.H2().Text("Messages"),
+				d.filterBar(),
 				// Rows are added by messageList, not by go-app.
 				app.Ol().ID("messages").Class("messages").Aria("live", "off"),
 			),
@@ -283,7 +350,7 @@ func (d *Dashboard) apply(ctx app.Context, frames [][]byte) (rejected int) {
 		t := now()
 		addStat("renderMs", t-applied)
 		if d.paused == nil {
-			d.list.sync(d.state)
+			d.list.sync(d.state, d.filter)
 		}
 		addStat("listMs", now()-t)
 	})

@@ -34,7 +34,7 @@ func TestRowsEscapeEveryValue(t *testing.T) {
 		`Zoë O'Brien & Co`,
 	}
 	s := stateWith(t, hostile...)
-	out := string(appendRows(nil, s, s.Len()))
+	out := string(appendRows(nil, s, s.Len(), board.Filter{}))
 	if strings.Count(out, "<li ") != len(hostile) {
 		t.Fatalf("%d rows, want %d:\n%s", strings.Count(out, "<li "), len(hostile), out)
 	}
@@ -62,7 +62,7 @@ func TestRowsEscapeEveryValue(t *testing.T) {
 
 func TestRowsNewestFirst(t *testing.T) {
 	s := stateWith(t, "a", "b", "c")
-	out := string(appendRows(nil, s, 2))
+	out := string(appendRows(nil, s, 2, board.Filter{}))
 	want := `<li data-seq="3" data-priority="Major">`
 	if !strings.HasPrefix(out, want) || !strings.Contains(out, `data-seq="2"`) || strings.Contains(out, `data-seq="1"`) {
 		t.Errorf("rows = %s\nwant seq 3 then 2 only", out)
@@ -83,7 +83,7 @@ func BenchmarkRows(b *testing.B) {
 	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = appendRows(buf[:0], s, s.Len())
+		buf = appendRows(buf[:0], s, s.Len(), board.Filter{})
 	}
 }
 
