@@ -101,7 +101,10 @@ func (s *Sender) SendStream(ctx context.Context, batchID string, n int, next fun
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			report(i, s.SendAcquired(ctx, d))
+			// The result is reported before the slot is freed, so that with
+			// one slot results come in dispatch order.
+			defer s.release()
+			report(i, s.deliver(ctx, d))
 		}()
 	}
 	wg.Wait()

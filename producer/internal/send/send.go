@@ -275,9 +275,12 @@ func (s *Sender) Acquire(ctx context.Context) error {
 
 // SendAcquired delivers d using a slot taken by Acquire, and frees it.
 func (s *Sender) SendAcquired(ctx context.Context, d Delivery) Result {
-	defer func() { <-s.slots }()
+	defer s.release()
 	return s.deliver(ctx, d)
 }
+
+// release frees a slot taken by Acquire.
+func (s *Sender) release() { <-s.slots }
 
 // Send waits for a slot and delivers d, retrying on the schedule. It
 // returns when the task is accepted, refused for good, out of retries or
