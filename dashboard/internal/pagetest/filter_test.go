@@ -24,11 +24,7 @@ func TestFilters(t *testing.T) {
 	relay := newFakeRelay(t)
 	relay.publish(tasks(batchA, 0, 20)...) // 5 of each priority, owners 0-19
 	relay.publish(tasks(batchB, 20, 8)...) // 2 of each priority
-	_, url := startDashboard(t, relay.URL())
-	ctx := newBrowser(t)
-	run(t, ctx, 60*time.Second, chromedp.Navigate(url))
-	seq, counts := relay.state()
-	waitJS(t, ctx, 60*time.Second, shows(seq, counts), "snapshot not shown")
+	ctx := openLive(t, relay)
 	waitJS(t, ctx, 5*time.Second, rowsAre(28, "true"), "not every event listed")
 
 	// A bar filters by its priority; the filter says so.
@@ -60,7 +56,7 @@ func TestFilters(t *testing.T) {
 	waitJS(t, ctx, 5*time.Second, rowsAre(8, `li.querySelector('.meta').textContent.includes('batch `+batchB[:8]+`')`), "the batch filter did not narrow the list")
 
 	// Filters change the list only: the chart still shows everything.
-	seq, counts = relay.state()
+	seq, counts := relay.state()
 	if !eval[bool](t, ctx, shows(seq, counts)) {
 		t.Errorf("a filter changed the chart or totals: %s", pageState(ctx))
 	}

@@ -1,6 +1,7 @@
 package pagetest
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,12 +18,8 @@ import (
 func TestPauseAndResume(t *testing.T) {
 	relay := newFakeRelay(t)
 	relay.publish(tasks(batchA, 0, 10)...)
-	_, url := startDashboard(t, relay.URL())
-	ctx := newBrowser(t)
-	run(t, ctx, 60*time.Second, chromedp.Navigate(url))
+	ctx := openLive(t, relay)
 	seq, counts := relay.state()
-	waitJS(t, ctx, 60*time.Second, shows(seq, counts), "snapshot not shown")
-	waitJS(t, ctx, 5*time.Second, fmt.Sprintf(connIs, "live"), "connection not live")
 
 	run(t, ctx, 10*time.Second, chromedp.Click(chromedp.ID("pause")))
 	waitJS(t, ctx, 5*time.Second, `document.querySelector('#dashboard').dataset.paused === 'true' && document.querySelector('#pause').textContent === 'Resume'`,
@@ -69,4 +66,17 @@ func saveArtifact(t testing.TB, name string, b []byte) {
 		t.Fatal(err)
 	}
 	t.Logf("saved %s", path)
+}
+
+// openLive opens the dashboard on relay in a new browser and waits until it
+// shows the relay's snapshot over a live connection.
+func openLive(t testing.TB, relay *fakeRelay) context.Context {
+	t.Helper()
+	_, url := startDashboard(t, relay.URL())
+	ctx := newBrowser(t)
+	run(t, ctx, 60*time.Second, chromedp.Navigate(url))
+	seq, counts := relay.state()
+	waitJS(t, ctx, 60*time.Second, shows(seq, counts), "snapshot not shown")
+	waitJS(t, ctx, 5*time.Second, fmt.Sprintf(connIs, "live"), "connection not live")
+	return ctx
 }
