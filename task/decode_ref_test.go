@@ -79,6 +79,9 @@ func referenceDecode(data []byte) (Task, error) {
 	if t.BatchSize, err = num("batchsize", w.BatchSize, false); err != nil {
 		return t, err
 	}
+	// Batch ids are kept in canonical lower case; an id that is not a UUID
+	// is refused either way.
+	t.BatchID = strings.ToLower(t.BatchID)
 	return t, t.Validate()
 }
 
