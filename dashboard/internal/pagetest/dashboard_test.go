@@ -22,13 +22,9 @@ const batchA = "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
 func TestSnapshotAndLiveUpdates(t *testing.T) {
 	relay := newFakeRelay(t)
 	relay.publish(tasks(batchA, 0, 7)...)
-	_, url := startDashboard(t, relay.URL())
-	ctx := newBrowser(t)
-
-	run(t, ctx, 60*time.Second, chromedp.Navigate(url))
+	// The snapshot shown over a live connection.
+	ctx := openLive(t, relay)
 	seq, counts := relay.state()
-	waitJS(t, ctx, 60*time.Second, shows(seq, counts), "snapshot not shown")
-	waitJS(t, ctx, 5*time.Second, fmt.Sprintf(connIs, "live"), "connection not live")
 
 	items := eval[[]string](t, ctx,
 		`[...document.querySelectorAll('#messages li')].map(li => li.dataset.seq + '|' + li.dataset.priority + '|' + li.textContent)`)
