@@ -104,21 +104,22 @@ func eval[T any](t testing.TB, ctx context.Context, expr string) T {
 
 func tryEval[T any](ctx context.Context, expr string) (T, error) { return browser.Eval[T](ctx, expr) }
 
-// waitJS polls a JavaScript condition in the page until it is true, and
-// fails the test with msg and the page's state when it is not within d.
+// waitJS polls a JavaScript condition in the page until it is true (a
+// promise is awaited), and fails the test with msg and the page's state
+// when it is not within d.
 func waitJS(t testing.TB, ctx context.Context, d time.Duration, cond, msg string) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	var last error
 	for time.Now().Before(deadline) {
-		ok, err := tryEval[bool](ctx, "(async () => !!("+cond+"))()")
+		ok, err := tryEval[bool](ctx, "(async () => !!(await ("+cond+")))()")
 		if err == nil && ok {
 			return
 		}
 		last = err
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s within %v (last error %v); page: %s", msg, d, last, pageState(ctx))
+	t.Fatalf("%s within %v (last error %v); page: %s; service worker: %s", msg, d, last, pageState(ctx), workerState(ctx))
 }
 
 // pageState describes what the page shows, for failure messages.

@@ -43,7 +43,9 @@ func TestNewVersionOffersReload(t *testing.T) {
 	m := startVersion(t, port, relay.URL(), "v1")
 	ctx := newBrowser(t)
 	run(t, ctx, 60*time.Second, chromedp.Navigate(url))
-	waitJS(t, ctx, 60*time.Second, `navigator.serviceWorker.ready.then(r => !!r.active)`, "no service worker")
+	// The first worker installs version v1 and takes the page over.
+	waitJS(t, ctx, 60*time.Second, `navigator.serviceWorker.ready.then(r => !!r.active && !!navigator.serviceWorker.controller)`,
+		"no service worker controls the page")
 	waitJS(t, ctx, 60*time.Second, `caches.open('app-v1').then(c => c.match('/web/app.wasm')).then(r => !!r)`, "service worker did not cache version v1")
 	const updateShown = `!document.getElementById('update').hidden`
 	if eval[bool](t, ctx, updateShown) {
@@ -52,7 +54,27 @@ func TestNewVersionOffersReload(t *testing.T) {
 
 	m.Close()
 	startVersion(t, port, relay.URL(), "v2")
-	run(t, ctx, 10*time.Second, chromedp.Evaluate[chromedp.Void](`goappTryUpdate()`))
+	// The page checks at start and every ten minutes; the test asks now.
+	checked, err := tryEval[string](ctx, `goappServiceWorkerRegistration.update().then(() => 'ok', e => String(e))`)
+	if err != nil || checked != "ok" {
+		t.Fatalf("update check: %q, %v; worker: %s", checked, err, workerState(ctx))
+	}
 	waitJS(t, ctx, 30*time.Second, updateShown, "new version not offered")
 	waitJS(t, ctx, 30*time.Second, `caches.keys().then(k => k.length === 1 && k[0] === 'app-v2')`, "new version not installed")
+}
+
+// workerState describes the page's service worker registration and caches,
+// for failure messages.
+func workerState(ctx context.Context) string {
+	s, err := tryEval[string](ctx, `(async () => {
+		const r = await navigator.serviceWorker.getRegistration();
+		const w = x => x ? x.state + ' ' + x.scriptURL : 'none';
+		return JSON.stringify({controller: w(navigator.serviceWorker.controller),
+			installing: r && w(r.installing), waiting: r && w(r.waiting), active: r && w(r.active),
+			caches: await caches.keys()});
+	})()`)
+	if err != nil {
+		return err.Error()
+	}
+	return s
 }

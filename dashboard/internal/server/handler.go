@@ -34,6 +34,12 @@ import (
 //go:embed assets
 var assetFS embed.FS
 
+// workerJS is the service worker's template; go-app fills in the version
+// and the resources to cache.
+//
+//go:embed worker.js
+var workerJS string
+
 // Paths the page loads its resources from.
 const (
 	WasmPath    = "/web/app.wasm"
@@ -119,6 +125,9 @@ func NewHandler(cfg Config, log *slog.Logger) (*Handler, error) {
 		Version:           h.Version,
 		WasmContentLength: strconv.Itoa(len(raw)),
 		Resources:         app.LocalDir(""),
+		// go-app's own worker does its install and activation outside
+		// event.waitUntil; see worker.js.
+		ServiceWorkerTemplate: workerJS,
 	}
 	h.cfg = cfg
 	gate := access.NewGate(cfg.Access.Token)

@@ -133,8 +133,25 @@ func (d *Dashboard) OnDismount() {
 }
 
 // OnAppUpdate shows the update prompt once a new version is installed.
+//
+// go-app reports every worker that becomes active while the page is
+// controlled, and the first worker of a page opened before there was one
+// claims it while activating: that is the page's own version, not an
+// update. An active worker has deleted every cache but its own (see the
+// server's worker.js), so the prompt shows only when that cache is not
+// this page's version.
 func (d *Dashboard) OnAppUpdate(ctx app.Context) {
-	d.updateReady = ctx.AppUpdateAvailable()
+	if !ctx.AppUpdateAvailable() {
+		return
+	}
+	own := "app-" + app.Getenv("GOAPP_VERSION")
+	app.Window().Get("caches").Call("keys").Then(func(keys app.Value) {
+		other := false
+		for i := 0; i < keys.Length(); i++ {
+			other = other || keys.Index(i).String() != own
+		}
+		ctx.Dispatch(func(ctx app.Context) { d.updateReady = other })
+	})
 }
 
 // relay returns the base URL of the relay connected to.
