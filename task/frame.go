@@ -99,6 +99,9 @@ type Event struct {
 	// Time is when the stream stored the event.
 	Time time.Time `json:"time"`
 	Task
+	// WebhookID is the id the task was sent with (its Nats-Msg-Id), absent
+	// for a request that had none.
+	WebhookID string `json:"webhookid,omitempty"`
 }
 
 // WebSocket close codes the relay uses, so that clients can tell why a

@@ -61,6 +61,8 @@ type Dashboard struct {
 	paused *pausedView
 	// filter narrows the message list.
 	filter board.Filter
+	// exportText says what the last export wrote.
+	exportText string
 
 	link *link
 	list messageList
@@ -327,6 +329,7 @@ func (d *Dashboard) Render() app.UI {
 			app.Section().Class("panel messages-panel").Body(
 				app.H2().Text("Messages"),
 				d.filterBar(),
+				d.exportView(),
 				// Rows are added by messageList, not by go-app.
 				app.Ol().ID("messages").Class("messages").Aria("live", "off"),
 			),

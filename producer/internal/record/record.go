@@ -1,12 +1,8 @@
 // Package record reads and writes recorded batches: JSON Lines files, one
 // task per line, in the order and at the pace they were sent.
 //
-// A line is a task as the receiver takes it, plus two fields the receiver
-// ignores:
-//
-//	{"batchid":"…","id":0,"owner":"Ada Lovelace","priority":"Low","batchsize":10,"webhookid":"msg_…","offset_ms":0}
-//
-// webhookid is the id replayed with --same-ids; offset_ms is the time in
+// A line is a task.Recorded: a task as the receiver takes it, plus the
+// webhook id replayed with --same-ids and offset_ms, the time in
 // milliseconds from the file's first send to this one. A file may hold
 // several batches one after the other.
 package record
@@ -27,23 +23,7 @@ import (
 )
 
 // Line is one recorded send.
-type Line struct {
-	Task      task.Task
-	WebhookID string
-	// Offset is the time from the recording's first send to this one.
-	Offset time.Duration
-}
-
-// AppendJSON appends the line's JSON, without a newline, to b.
-func (l Line) AppendJSON(b []byte) []byte {
-	b = l.Task.AppendJSON(b)
-	b = b[:len(b)-1] // reopen the task's object
-	b = append(b, `,"webhookid":`...)
-	b = strconv.AppendQuote(b, l.WebhookID)
-	b = append(b, `,"offset_ms":`...)
-	b = strconv.AppendInt(b, l.Offset.Milliseconds(), 10)
-	return append(b, '}')
-}
+type Line = task.Recorded
 
 // Write writes lines as JSON Lines.
 func Write(w io.Writer, lines []Line) error {

@@ -75,11 +75,6 @@ var (
 	errHeaders     = errors.New("request headers too large")
 )
 
-// maxIDLen bounds a webhook id, which becomes part of a Redis key, a NATS
-// header and the stream's duplicate window, all held in memory: Standard
-// Webhooks ids are about 30 characters ("msg_" and a KSUID), a UUID with a
-// prefix about 40.
-const maxIDLen = 64
 
 var (
 	bodyOK      = []byte(`{"status":"ok"}`)
@@ -146,7 +141,7 @@ func (h *Handler) ingest(ctx *fasthttp.RequestCtx) {
 	body := ctx.PostBody()
 	hdr := &ctx.Request.Header
 	rawID := hdr.Peek(task.HeaderID)
-	if len(rawID) > 0 && !validID(rawID) {
+	if len(rawID) > 0 && !task.ValidWebhookID(rawID) {
 		h.fail(ctx, errBadID)
 		return
 	}
@@ -378,14 +373,3 @@ func isJSON(ct []byte) bool {
 	return true
 }
 
-func validID(id []byte) bool {
-	if len(id) > maxIDLen {
-		return false
-	}
-	for _, c := range id {
-		if c <= ' ' || c > '~' {
-			return false
-		}
-	}
-	return true
-}

@@ -45,7 +45,11 @@ func send(ctx context.Context, o options) (int64, error) {
 					Owner:    padOwner("bench-"+strconv.FormatInt(id, 10), o.ownerSize),
 					Priority: task.Priorities[id%task.NumPriorities],
 				}
-				webhookID := fmt.Sprintf("bench-%d-%d", os.Getpid(), id)
+				// As long as a Standard Webhooks id ("msg_" and a KSUID).
+				webhookID := fmt.Sprintf("msg_%010d%017d", os.Getpid(), id)
+				if !o.webhookIDs {
+					webhookID = ""
+				}
 				if err := postWebhook(ctx, hc, o.receiver, webhookID, t); err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
@@ -74,7 +78,9 @@ func postWebhook(ctx context.Context, hc *http.Client, url, id string, t task.Ta
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(task.HeaderID, id)
+	if id != "" {
+		req.Header.Set(task.HeaderID, id)
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("post %s: %w", id, err)

@@ -60,6 +60,8 @@ type options struct {
 	prefix    string
 	settle    time.Duration
 	ownerSize int
+	// webhookIDs sends every task with a webhook id.
+	webhookIDs bool
 }
 
 // natsEnv marks the child process that runs NATS, as "port dir".
@@ -91,6 +93,7 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "pause before measuring idle memory")
 	flag.BoolVar(&exactLatency, "exact-latency", false, "time every event on its own (up to 64 per frame, evenly spread, each standing for its share) instead of charging it the latency of the oldest event its frame accounts for")
 	flag.IntVar(&o.ownerSize, "owner-size", 0, "pad owner names to this many bytes, for larger events")
+	flag.BoolVar(&o.webhookIDs, "webhook-ids", true, "send every task with a webhook id, which its events then carry (false: none, to measure what ids add to frames)")
 	cpuprofile := flag.String("cpuprofile", "", "write the load client's own CPU profile to this file (the relay's: env "+profileEnv+")")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -308,6 +311,7 @@ func run(ctx context.Context, o options) error {
 	size := 200
 	if f := relayMetric(o.relayURL, "frames_sent_total") - frames0; f > 0 {
 		size = int((relayMetric(o.relayURL, "bytes_sent_total") - bytes0) / f)
+		fmt.Printf("frames: %d bytes on average, events with webhook ids: %v\n", size, o.webhookIDs)
 	}
 	interval := time.Duration(float64(time.Second) / max(perClient, 1))
 	base, baseURL, err := startBaseline(ctx, o.rate, interval, size)

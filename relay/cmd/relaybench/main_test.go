@@ -38,12 +38,13 @@ func smallRun(t *testing.T, recvBin string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	err := run(ctx, options{
-		clients:  20,
-		rate:     200,
-		duration: time.Second,
-		redisURL: url,
-		prefix:   prefix,
-		recvBin:  recvBin,
+		clients:    20,
+		rate:       200,
+		duration:   time.Second,
+		redisURL:   url,
+		prefix:     prefix,
+		recvBin:    recvBin,
+		webhookIDs: true,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -70,7 +70,15 @@ func appendEvent(b []byte, ev *task.Event) []byte {
 	start := len(b)
 	b = ev.Task.AppendJSON(b)
 	copy(b[start:], b[start+1:])
-	return b[:len(b)-1]
+	b = b[:len(b)-1]
+	if ev.WebhookID == "" {
+		return b
+	}
+	// The id goes inside the object. Valid webhook ids are printable ASCII,
+	// which Go quotes as JSON does.
+	b = append(b[:len(b)-1], `,"webhookid":`...)
+	b = strconv.AppendQuote(b, ev.WebhookID)
+	return append(b, '}')
 }
 
 // appendFrame appends a task.Frame document whose events are given as

@@ -42,6 +42,11 @@ func TestFrameEncodingMatchesEncodingJSON(t *testing.T) {
 			e.BatchSize = 20
 			return e
 		}()}}},
+		{"with webhook ids", task.Frame{Type: task.FrameUpdate, Seq: 11, Events: []task.Event{func() task.Event {
+			e := testEvent(10, "x")
+			e.WebhookID = "msg_2fG8bq0Zkq1xTQ9uVzLrP3cX4mS"
+			return e
+		}(), testEvent(11, "no id")}}},
 	}
 	var evs []task.Event
 	for i, o := range owners {

@@ -193,5 +193,9 @@ func (r *Reader) handle(ctx context.Context, msg jetstream.Msg) {
 		r.sink.Skip(ctx, seq, pending)
 		return
 	}
-	r.sink.Append(ctx, task.Event{Seq: seq, Time: meta.Timestamp, Task: t}, pending)
+	ev := task.Event{Seq: seq, Time: meta.Timestamp, Task: t}
+	if id := msg.Headers().Get(jetstream.MsgIDHeader); task.ValidWebhookID(id) {
+		ev.WebhookID = id
+	}
+	r.sink.Append(ctx, ev, pending)
 }
