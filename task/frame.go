@@ -90,6 +90,30 @@ type Frame struct {
 	// Events are new since the previous frame (for a snapshot: the most
 	// recent ones), oldest first.
 	Events []Event `json:"events"`
+	// Sent is when the relay made the frame, by its clock: with the events'
+	// Time (the stream's clock) it tells how long the newest event took to
+	// reach the relay's socket, whatever the browser's clock says. A
+	// snapshot may be a copy made earlier for another client.
+	Sent time.Time `json:"sent,omitzero"`
+	// Health says what holds the pipeline back; absent when nothing does.
+	Health *Health `json:"health,omitempty"`
+}
+
+// Health is what holds the view back as the relay sees it, each field
+// absent when it does not.
+type Health struct {
+	// IntervalMS is the update interval in milliseconds when the relay
+	// widened it beyond the configured one, its clients being slow.
+	IntervalMS int64 `json:"interval_ms,omitempty"`
+	// Capped counts the events left out of this update, beyond the relay's
+	// most events per update; the counts stay exact.
+	Capped int `json:"capped,omitempty"`
+	// StreamLag counts the messages the stream holds that the relay has
+	// not read yet.
+	StreamLag uint64 `json:"stream_lag,omitempty"`
+	// FoldLag counts the events the relay had read that Redis's fold had
+	// not applied yet, when the relay last read it.
+	FoldLag uint64 `json:"fold_lag,omitempty"`
 }
 
 // Event is an accepted task as the stream holds it.

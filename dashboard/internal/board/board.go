@@ -42,6 +42,12 @@ type State struct {
 	// added counts the events ever added and resets the snapshots applied,
 	// so that views can draw only what changed (see Since).
 	added, resets uint64
+	// fresh is the last update's freshness, freshN how many were taken.
+	fresh  Freshness
+	freshN uint64
+	// problems are what the last degraded frame said, at problemAt.
+	problems  []string
+	problemAt time.Time
 }
 
 // Mark is a point in the state's history, for views that draw only what
@@ -121,6 +127,7 @@ func (s *State) Apply(f task.Frame, now time.Time) error {
 	}
 	s.Counts = f.Counts
 	s.rate.Observe(now, s.Counts.Total())
+	s.observe(f, now)
 	return nil
 }
 

@@ -38,6 +38,7 @@ type system struct {
 	recv              *testenv.ReceiverProcess
 	dashPort          int    // where the dashboard listens: the relay's origin
 	relaySecret       string // the relay's, when it requires connection tokens
+	relayArgs         []string
 }
 
 func newSystem(t testing.TB) *system {
@@ -46,8 +47,8 @@ func newSystem(t testing.TB) *system {
 }
 
 // newSystemWith is newSystem with a relay that requires connection tokens
-// minted with relaySecret (none when empty).
-func newSystemWith(t testing.TB, relaySecret string) *system {
+// minted with relaySecret (none when empty) and takes relayArgs besides.
+func newSystemWith(t testing.TB, relaySecret string, relayArgs ...string) *system {
 	t.Helper()
 	ns := testenv.NATS(t)
 	redisURL, prefix := testenv.Redis(t)
@@ -67,7 +68,8 @@ func newSystemWith(t testing.TB, relaySecret string) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &system{t: t, js: js, rdb: rdb, keys: task.Keys{Prefix: prefix}, natsURL: ns.ClientURL(), redisURL: redisURL, port: port, relaySecret: relaySecret}
+	s := &system{t: t, js: js, rdb: rdb, keys: task.Keys{Prefix: prefix}, natsURL: ns.ClientURL(), redisURL: redisURL, port: port,
+		relaySecret: relaySecret, relayArgs: relayArgs}
 	s.recv = testenv.Receiver(t, ns.ClientURL(), redisURL, prefix)
 	if s.dashPort, err = proc.FreePort("127.0.0.1"); err != nil {
 		t.Fatal(err)
@@ -81,9 +83,10 @@ func (s *system) relayURL() string { return "http://127.0.0.1:" + strconv.Itoa(s
 
 func (s *system) startRelay() {
 	s.t.Helper()
-	cmd := exec.Command(testenv.Binary(s.t, "github.com/hookpipe/hookpipe/relay"), "--addr", "127.0.0.1:"+strconv.Itoa(s.port),
+	args := append([]string{"--addr", "127.0.0.1:" + strconv.Itoa(s.port),
 		"--nats-url", s.natsURL, "--redis-url", s.redisURL, "--key-prefix", s.keys.Prefix, "--log-level", "warn",
-		"--origins", "http://127.0.0.1:"+strconv.Itoa(s.dashPort), "--relay-secret", s.relaySecret)
+		"--origins", "http://127.0.0.1:" + strconv.Itoa(s.dashPort), "--relay-secret", s.relaySecret}, s.relayArgs...)
+	cmd := exec.Command(testenv.Binary(s.t, "github.com/hookpipe/hookpipe/relay"), args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)

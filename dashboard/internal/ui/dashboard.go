@@ -63,6 +63,10 @@ type Dashboard struct {
 	filter board.Filter
 	// exportText says what the last export wrote.
 	exportText string
+	// fresh is the accept-to-screen time of the newest event drawn, as of
+	// update freshN of the state.
+	fresh  time.Duration
+	freshN uint64
 
 	link *link
 	list messageList
@@ -290,6 +294,7 @@ func (d *Dashboard) Render() app.UI {
 		counts, seq, rate = p.counts, p.seq, p.rate
 	}
 	total := strconv.FormatInt(counts.Total(), 10)
+	notice := s.Notice(now)
 	pauseLabel := "Pause"
 	if d.paused != nil {
 		pauseLabel = "Resume"
@@ -305,6 +310,10 @@ func (d *Dashboard) Render() app.UI {
 					app.Span().ID("paused").Class("paused").Aria("live", "polite").Text(d.pauseText()),
 					app.Button().ID("pause").Class("pause").Aria("pressed", strconv.FormatBool(d.paused != nil)).
 						Text(pauseLabel).OnClick(d.togglePause),
+					app.Span().ID("fresh").Class("fresh").Hidden(d.freshN == 0).
+						DataSet("ms", strconv.FormatInt(d.fresh.Milliseconds(), 10)).
+						Title("Time from the stream accepting the newest event to this page drawing it").
+						Text("Fresh · "+d.fresh.Round(time.Millisecond).String()),
 					app.Span().ID("conn").Class("conn conn-"+d.connState()).
 						DataSet("state", d.connState()).
 						Aria("live", "polite").
@@ -313,6 +322,7 @@ func (d *Dashboard) Render() app.UI {
 			),
 			// Always present, so that showing it never shifts the elements
 			// after it, which go-app matches by position.
+			app.Div().ID("degraded").Class("update degraded").Aria("live", "polite").Hidden(notice == "").Text(notice),
 			app.Div().ID("update").Class("update").Hidden(!d.updateReady).Body(
 				app.Span().Text("A new version of the dashboard is ready. "),
 				app.Button().Text("Reload").OnClick(func(ctx app.Context, e app.Event) { ctx.Reload() }),
@@ -354,8 +364,7 @@ func shortID(id string) string {
 // apply applies frames received since the last animation frame, in one
 // update of the page; the message list follows once go-app has drawn the
 // rest.
-func (d *Dashboard) apply(ctx app.Context, frames [][]byte) (rejected int) {
-	at := time.Now()
+func (d *Dashboard) apply(ctx app.Context, frames [][]byte, at time.Time) (rejected int) {
 	for _, f := range frames {
 		if err := d.state.ApplyJSON(f, at); err != nil {
 			app.Logf("dashboard: frame dropped: %v", err)
@@ -373,6 +382,11 @@ func (d *Dashboard) apply(ctx app.Context, frames [][]byte) (rejected int) {
 			d.list.sync(d.state, d.filter)
 		}
 		addStat("listMs", now()-t)
+		if f, n := d.state.Fresh(); n != d.freshN {
+			d.freshN = n
+			d.fresh = f.AcceptToScreen(time.Now())
+			recordFresh(float64(d.fresh) / float64(time.Millisecond))
+		}
 	})
 	return rejected
 }

@@ -19,6 +19,8 @@ type link struct {
 
 	mu        sync.Mutex
 	pending   [][]byte
+	// pendingAt is when the newest pending frame arrived.
+	pendingAt time.Time
 	scheduled bool
 	closed    bool
 
@@ -118,6 +120,7 @@ func (l *link) open(ctx app.Context, gen int) {
 			return
 		}
 		l.pending = append(l.pending, []byte(data))
+		l.pendingAt = time.Now()
 		schedule := !l.scheduled
 		l.scheduled = true
 		l.mu.Unlock()
@@ -198,12 +201,12 @@ func (l *link) flushPending(ctx app.Context) {
 // applyPending applies every queued frame and returns how many there were.
 func (l *link) applyPending(ctx app.Context) int {
 	l.mu.Lock()
-	frames := l.pending
+	frames, at := l.pending, l.pendingAt
 	l.pending = nil
 	l.scheduled = false
 	l.mu.Unlock()
 	if len(frames) > 0 {
-		l.d.apply(ctx, frames)
+		l.d.apply(ctx, frames, at)
 	}
 	return len(frames)
 }
@@ -293,6 +296,27 @@ func watchOnline(ctx app.Context, d *Dashboard) {
 
 // now returns the page's clock in milliseconds.
 func now() float64 { return app.Window().Get("performance").Call("now").Float() }
+
+// maxFreshSamples bounds window.hookpipeStats.freshMs, which a page kept
+// open would otherwise grow for ever.
+const maxFreshSamples = 20000
+
+// recordFresh adds one accept-to-screen time to window.hookpipeStats.freshMs,
+// for the benchmark's percentiles.
+func recordFresh(ms float64) {
+	st := app.Window().Get("hookpipeStats")
+	if !st.Truthy() {
+		return
+	}
+	arr := st.Get("freshMs")
+	if !arr.Truthy() {
+		arr = app.Window().Get("Array").New()
+		st.Set("freshMs", arr)
+	}
+	if arr.Length() < maxFreshSamples {
+		arr.Call("push", ms)
+	}
+}
 
 // addStat adds v to the named figure of window.hookpipeStats.
 func addStat(name string, v float64) {

@@ -311,7 +311,10 @@ func run(ctx context.Context, o options) error {
 	size := 200
 	if f := relayMetric(o.relayURL, "frames_sent_total") - frames0; f > 0 {
 		size = int((relayMetric(o.relayURL, "bytes_sent_total") - bytes0) / f)
-		fmt.Printf("frames: %d bytes on average, events with webhook ids: %v\n", size, o.webhookIDs)
+		// Every client gets every event: bytes per client per second over
+		// events per second.
+		fmt.Printf("frames: %d bytes on average, %.0f bytes per event, events with webhook ids: %v\n",
+			size, float64(size)*perClient/float64(max(o.rate, 1)), o.webhookIDs)
 	}
 	interval := time.Duration(float64(time.Second) / max(perClient, 1))
 	base, baseURL, err := startBaseline(ctx, o.rate, interval, size)

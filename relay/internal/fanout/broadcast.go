@@ -80,13 +80,15 @@ func (h *Hub) cutFor(part []*client) {
 			enc := &h.enc
 			if tl.ring.covers(c.sent) {
 				enc.evbuf = tl.ring.after(enc.evbuf[:0], c.sent, seq)
+				capped := 0
 				if n := h.cfg.MaxUpdateEvents; n > 0 && len(enc.evbuf) > n {
-					enc.evbuf = enc.evbuf[len(enc.evbuf)-n:]
+					capped = len(enc.evbuf) - n
+					enc.evbuf = enc.evbuf[capped:]
 				}
-				f = enc.frame(task.FrameUpdate, seq, &tl.counts, enc.evbuf)
+				f = enc.frame(task.FrameUpdate, seq, &tl.counts, enc.evbuf, h.meta(capped))
 			} else {
 				enc.evbuf = tl.ring.last(enc.evbuf[:0], h.cfg.SnapshotEvents, seq)
-				f = enc.frame(task.FrameSnapshot, seq, &tl.counts, enc.evbuf)
+				f = enc.frame(task.FrameSnapshot, seq, &tl.counts, enc.evbuf, h.meta(0))
 			}
 			i = len(h.cuts)
 			h.cuts = append(h.cuts, cut{since: c.sent, f: f})

@@ -81,9 +81,16 @@ func appendEvent(b []byte, ev *task.Event) []byte {
 	return append(b, '}')
 }
 
+// meta is what a frame says besides its state: when it was made and what
+// holds the pipeline back.
+type meta struct {
+	sent   time.Time
+	health task.Health
+}
+
 // appendFrame appends a task.Frame document whose events are given as
 // already encoded JSON objects.
-func appendFrame(b []byte, typ task.FrameType, seq uint64, counts *task.Counts, events [][]byte) []byte {
+func appendFrame(b []byte, typ task.FrameType, seq uint64, counts *task.Counts, events [][]byte, m *meta) []byte {
 	b = append(b, `{"type":"`...)
 	b = append(b, typ...)
 	b = append(b, `","seq":`...)
@@ -97,7 +104,42 @@ func appendFrame(b []byte, typ task.FrameType, seq uint64, counts *task.Counts, 
 		}
 		b = append(b, e...)
 	}
-	return append(b, ']', '}')
+	b = append(b, ']')
+	if !m.sent.IsZero() {
+		b = append(b, `,"sent":"`...)
+		b = m.sent.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	if hl := &m.health; *hl != (task.Health{}) {
+		b = append(b, `,"health":{`...)
+		n := len(b)
+		field := func(name string) {
+			if len(b) > n {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = append(b, name...)
+			b = append(b, '"', ':')
+		}
+		if hl.IntervalMS != 0 {
+			field("interval_ms")
+			b = strconv.AppendInt(b, hl.IntervalMS, 10)
+		}
+		if hl.Capped != 0 {
+			field("capped")
+			b = strconv.AppendInt(b, int64(hl.Capped), 10)
+		}
+		if hl.StreamLag != 0 {
+			field("stream_lag")
+			b = strconv.AppendUint(b, hl.StreamLag, 10)
+		}
+		if hl.FoldLag != 0 {
+			field("fold_lag")
+			b = strconv.AppendUint(b, hl.FoldLag, 10)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
 }
 
 // encoder makes the frames of the hub: the JSON once, then a text frame
@@ -119,9 +161,9 @@ type cachedFrame struct {
 	f                   *frame
 }
 
-// frame encodes one frame of typ at seq with counts and events.
-func (e *encoder) frame(typ task.FrameType, seq uint64, counts *task.Counts, events [][]byte) *frame {
-	e.buf = appendFrame(e.buf[:0], typ, seq, counts, events)
+// frame encodes one frame of typ at seq with counts, events and m.
+func (e *encoder) frame(typ task.FrameType, seq uint64, counts *task.Counts, events [][]byte, m *meta) *frame {
+	e.buf = appendFrame(e.buf[:0], typ, seq, counts, events, m)
 	data := make([]byte, 0, maxFrameHeader+len(e.buf))
 	data = appendFrameHeader(data, opText, len(e.buf))
 	data = append(data, e.buf...)

@@ -42,6 +42,10 @@ func TestFrameEncodingMatchesEncodingJSON(t *testing.T) {
 			e.BatchSize = 20
 			return e
 		}()}}},
+		{"sent, healthy", task.Frame{Type: task.FrameUpdate, Seq: 3, Sent: time.Date(2026, 12, 2, 10, 0, 0, 123456789, time.UTC)}},
+		{"sent, degraded", task.Frame{Type: task.FrameUpdate, Seq: 3, Sent: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC),
+			Health: &task.Health{IntervalMS: 40, Capped: 7, StreamLag: 1 << 40, FoldLag: 12}}},
+		{"only a fold lag", task.Frame{Type: task.FrameUpdate, Seq: 3, Health: &task.Health{FoldLag: 5}}},
 		{"with webhook ids", task.Frame{Type: task.FrameUpdate, Seq: 11, Events: []task.Event{func() task.Event {
 			e := testEvent(10, "x")
 			e.WebhookID = "msg_2fG8bq0Zkq1xTQ9uVzLrP3cX4mS"
@@ -66,7 +70,11 @@ func TestFrameEncodingMatchesEncodingJSON(t *testing.T) {
 			for i := range tt.frame.Events {
 				encoded = append(encoded, appendEvent(nil, &tt.frame.Events[i]))
 			}
-			got := appendFrame(nil, tt.frame.Type, tt.frame.Seq, &tt.frame.Counts, encoded)
+			m := &meta{sent: tt.frame.Sent}
+			if tt.frame.Health != nil {
+				m.health = *tt.frame.Health
+			}
+			got := appendFrame(nil, tt.frame.Type, tt.frame.Seq, &tt.frame.Counts, encoded, m)
 			want, err := json.Marshal(tt.frame)
 			if err != nil {
 				t.Fatal(err)

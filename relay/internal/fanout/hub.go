@@ -187,6 +187,7 @@ type Hub struct {
 	enc         encoder
 	pace        pacer
 	pending     uint64      // messages the stream held after the newest taken in
+	fm          meta        // the last frame's, reused
 	sent        uint64      // sequence of the last update frame
 	sentVersion uint64      // and the counts' version then
 	sentCounts  task.Counts // and the counts then
@@ -435,6 +436,17 @@ func (h *Hub) tick(now time.Time) (next time.Duration) {
 	return next
 }
 
+// meta says that a frame is made now and what holds the pipeline back:
+// the interval when widened, the capped events of an update, and how far
+// the hub is behind the stream and Redis's fold behind the hub.
+func (h *Hub) meta(capped int) *meta {
+	h.fm = meta{sent: time.Now(), health: task.Health{Capped: capped, StreamLag: h.pending, FoldLag: h.tl.foldLag}}
+	if h.pace.interval > h.cfg.Interval {
+		h.fm.health.IntervalMS = max(h.pace.interval.Milliseconds(), 1)
+	}
+	return &h.fm
+}
+
 // join gives a new client its first frame and adds it to the set: a resume
 // update with exactly the events after its sequence up to the last frame
 // sent, or a snapshot.
@@ -458,13 +470,13 @@ func (h *Hub) join(c *client, now time.Time) {
 	if c.resume && c.since <= h.sent && h.sent-c.since <= uint64(h.cfg.MaxResumeEvents) && tl.ring.covers(c.since) {
 		f = enc.cached(&enc.resume, c.since, h.sent, h.sentVersion, func() *frame {
 			enc.evbuf = tl.ring.after(enc.evbuf[:0], c.since, h.sent)
-			return enc.frame(task.FrameUpdate, h.sent, &h.sentCounts, enc.evbuf)
+			return enc.frame(task.FrameUpdate, h.sent, &h.sentCounts, enc.evbuf, h.meta(0))
 		})
 		h.stats.resumes.Add(1)
 	} else {
 		f = enc.cached(&enc.snap, 0, h.sent, h.sentVersion, func() *frame {
 			enc.evbuf = tl.ring.last(enc.evbuf[:0], h.cfg.SnapshotEvents, h.sent)
-			return enc.frame(task.FrameSnapshot, h.sent, &h.sentCounts, enc.evbuf)
+			return enc.frame(task.FrameSnapshot, h.sent, &h.sentCounts, enc.evbuf, h.meta(0))
 		})
 		h.stats.snapshots.Add(1)
 	}

@@ -115,6 +115,9 @@ type timeline struct {
 	// rebase.
 	version  uint64
 	restarts int // streams made anew so far
+	// foldLag is how many events the timeline had taken in past Redis's
+	// watermark when it last read it.
+	foldLag uint64
 }
 
 // begin starts the timeline of a stream read from sequence from on, whose
@@ -173,6 +176,9 @@ func (tl *timeline) arrived(pending uint64) bool {
 // them up to seq: when Redis was repaired, every relay's counts follow. It
 // reports whether the counts changed.
 func (tl *timeline) rebase(b Base) bool {
+	if tl.begun {
+		tl.foldLag = tl.seq - min(b.Watermark, tl.seq)
+	}
 	if !tl.begun || b.Watermark > tl.seq || !tl.ring.covers(b.Watermark) {
 		return false
 	}

@@ -228,6 +228,8 @@ type view struct {
 	events    []uint64
 	frames    int
 	snapshots int
+	capped    int // events the updates said they left out
+	unsent    int // frames without the relay's send time
 	problems  []string
 	lat       []time.Duration
 	closeErr  error
@@ -244,6 +246,12 @@ func (v *view) apply(f task.Frame) {
 	defer v.mu.Unlock()
 	v.frames++
 	now := time.Now()
+	if f.Health != nil {
+		v.capped += f.Health.Capped
+	}
+	if f.Sent.IsZero() {
+		v.unsent++
+	}
 	for _, ev := range f.Events {
 		v.lat = append(v.lat, now.Sub(ev.Time))
 	}

@@ -404,10 +404,14 @@ func TestMaxUpdateEvents(t *testing.T) {
 	e.publish(t, 50, 0)
 	c.waitCurrent(t, e, 50)
 	c.v.mu.Lock()
-	events, frames := len(c.v.events), c.v.frames
+	events, frames, capped, unsent := len(c.v.events), c.v.frames, c.v.capped, c.v.unsent
 	c.v.mu.Unlock()
 	if events > 5*(frames-1) || events == 50 {
 		t.Errorf("%d events in %d updates, want at most 5 per update", events, frames-1)
+	}
+	// Each update says how many it left out, and when it was sent.
+	if events+capped != 50 || unsent != 0 {
+		t.Errorf("%d events shown and %d said left out, want 50 in all; %d frames without a send time", events, capped, unsent)
 	}
 	c2 := dial(t, wsURL(r, "10"), nil)
 	if f := c2.firstFrame(t); f.Type != task.FrameUpdate || len(f.Events) != 40 {
