@@ -97,6 +97,28 @@ type Frame struct {
 	Sent time.Time `json:"sent,omitzero"`
 	// Health says what holds the pipeline back; absent when nothing does.
 	Health *Health `json:"health,omitempty"`
+	// Rates are events per second per priority by the stream's clock: in a
+	// snapshot the last RateWindow seconds up to the relay's current one,
+	// in an update the seconds its events fell in, each bucket whole (a
+	// client replaces its buckets with these).
+	Rates *Rates `json:"rates,omitempty"`
+}
+
+// RateWindow is how many one-second buckets of events per second the relay
+// keeps and a snapshot carries: five minutes.
+const RateWindow = 300
+
+// Rates are consecutive one-second buckets of events per priority.
+type Rates struct {
+	// Start is the Unix second of the first bucket.
+	Start int64 `json:"start"`
+	// Counts are the buckets from Start on, one count per priority in the
+	// order of Priorities.
+	Counts [][NumPriorities]int64 `json:"counts"`
+	// KnownFrom, when set, is the first Unix second the relay has events
+	// for: the stream held none older when the relay started (its
+	// retention had removed them). Buckets before it are unknown, not zero.
+	KnownFrom int64 `json:"known_from,omitempty"`
 }
 
 // Health is what holds the view back as the relay sees it, each field

@@ -85,10 +85,10 @@ func (h *Hub) cutFor(part []*client) {
 					capped = len(enc.evbuf) - n
 					enc.evbuf = enc.evbuf[capped:]
 				}
-				f = enc.frame(task.FrameUpdate, seq, &tl.counts, enc.evbuf, h.meta(capped))
+				f = enc.frame(task.FrameUpdate, seq, &tl.counts, enc.evbuf, h.meta(capped, h.updateRates(c.sent, seq)))
 			} else {
 				enc.evbuf = tl.ring.last(enc.evbuf[:0], h.cfg.SnapshotEvents, seq)
-				f = enc.frame(task.FrameSnapshot, seq, &tl.counts, enc.evbuf, h.meta(0))
+				f = enc.frame(task.FrameSnapshot, seq, &tl.counts, enc.evbuf, h.meta(0, h.snapshotRates()))
 			}
 			i = len(h.cuts)
 			h.cuts = append(h.cuts, cut{since: c.sent, f: f})

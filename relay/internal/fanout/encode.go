@@ -86,6 +86,7 @@ func appendEvent(b []byte, ev *task.Event) []byte {
 type meta struct {
 	sent   time.Time
 	health task.Health
+	rates  *task.Rates
 }
 
 // appendFrame appends a task.Frame document whose events are given as
@@ -136,6 +137,30 @@ func appendFrame(b []byte, typ task.FrameType, seq uint64, counts *task.Counts, 
 		if hl.FoldLag != 0 {
 			field("fold_lag")
 			b = strconv.AppendUint(b, hl.FoldLag, 10)
+		}
+		b = append(b, '}')
+	}
+	if r := m.rates; r != nil {
+		b = append(b, `,"rates":{"start":`...)
+		b = strconv.AppendInt(b, r.Start, 10)
+		b = append(b, `,"counts":[`...)
+		for i, c := range r.Counts {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '[')
+			for j, n := range c {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = strconv.AppendInt(b, n, 10)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, ']')
+		if r.KnownFrom != 0 {
+			b = append(b, `,"known_from":`...)
+			b = strconv.AppendInt(b, r.KnownFrom, 10)
 		}
 		b = append(b, '}')
 	}

@@ -45,6 +45,8 @@ func TestFrameEncodingMatchesEncodingJSON(t *testing.T) {
 		{"sent, healthy", task.Frame{Type: task.FrameUpdate, Seq: 3, Sent: time.Date(2026, 12, 2, 10, 0, 0, 123456789, time.UTC)}},
 		{"sent, degraded", task.Frame{Type: task.FrameUpdate, Seq: 3, Sent: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC),
 			Health: &task.Health{IntervalMS: 40, Capped: 7, StreamLag: 1 << 40, FoldLag: 12}}},
+		{"rates", task.Frame{Type: task.FrameSnapshot, Seq: 3, Rates: &task.Rates{Start: 1796204917, Counts: [][4]int64{{1, 0, 0, 1}, {0, 0, 0, 0}, {5, 1 << 40, 2, 0}}}}},
+		{"rates known from", task.Frame{Type: task.FrameUpdate, Seq: 3, Rates: &task.Rates{Start: 1796204917, Counts: [][4]int64{{1, 2, 3, 4}}, KnownFrom: 1796204900}}},
 		{"only a fold lag", task.Frame{Type: task.FrameUpdate, Seq: 3, Health: &task.Health{FoldLag: 5}}},
 		{"with webhook ids", task.Frame{Type: task.FrameUpdate, Seq: 11, Events: []task.Event{func() task.Event {
 			e := testEvent(10, "x")
@@ -70,7 +72,7 @@ func TestFrameEncodingMatchesEncodingJSON(t *testing.T) {
 			for i := range tt.frame.Events {
 				encoded = append(encoded, appendEvent(nil, &tt.frame.Events[i]))
 			}
-			m := &meta{sent: tt.frame.Sent}
+			m := &meta{sent: tt.frame.Sent, rates: tt.frame.Rates}
 			if tt.frame.Health != nil {
 				m.health = *tt.frame.Health
 			}
@@ -424,5 +426,74 @@ func TestResumeNeverGoesBack(t *testing.T) {
 	h.join(d, time.Now())
 	if f := framesOf(t, d); len(f) != 1 || f[0].Type != task.FrameSnapshot {
 		t.Fatalf("client beyond the stream's end got %+v, want a snapshot", f)
+	}
+}
+
+// The rate buckets follow the events' stream time: an update carries the
+// seconds its events fell in, each bucket whole, and a snapshot the whole
+// window, so that a client that joins late draws what one that was there
+// all along draws.
+func TestRatesFollowTheStreamClock(t *testing.T) {
+	h := liveHub(fanoutPart, 1)
+	t0 := time.Now().Truncate(time.Second).Add(-10 * time.Second)
+	ev := func(seq uint64, p task.Priority, at time.Duration) eventMsg {
+		e := testEvent(seq, "r")
+		e.Priority, e.Time = p, t0.Add(at)
+		return eventMsg{ev: e}
+	}
+	ev(1, task.Low, 0).takeIn(h)
+	ev(2, task.Critical, 500*time.Millisecond).takeIn(h)
+	ev(3, task.Low, time.Second).takeIn(h)
+	ev(4, task.Major, -400*time.Second).takeIn(h) // older than the window
+	h.tick(time.Now())
+	ev(5, task.Major, 1200*time.Millisecond).takeIn(h)
+	h.tick(time.Now())
+
+	frames := framesOf(t, h.list[0])
+	if len(frames) != 2 || frames[0].Rates == nil || frames[1].Rates == nil {
+		t.Fatalf("frames %+v, want two updates with rates", frames)
+	}
+	s := t0.Unix()
+	// The window ends at the newest second: the event 400 s back is
+	// outside it, and the update's buckets start with the window.
+	r := frames[0].Rates
+	if r.Start != s+1-task.RateWindow+1 || r.Start+int64(len(r.Counts))-1 != s+1 {
+		t.Errorf("first update's buckets from %d to %d, want the window %d to %d",
+			r.Start, r.Start+int64(len(r.Counts))-1, s+2-task.RateWindow, s+1)
+	}
+	got := map[int64][task.NumPriorities]int64{}
+	for i, c := range r.Counts {
+		got[r.Start+int64(i)] = c
+	}
+	if got[s] != [4]int64{1, 0, 0, 1} || got[s+1] != [4]int64{1, 0, 0, 0} {
+		t.Errorf("first update's buckets %+v from %d, want second %d Low 1 Critical 1 and %d Low 1", r.Counts, r.Start, s, s+1)
+	}
+	if r := frames[1].Rates; r.Start != s+1 || len(r.Counts) != 1 || r.Counts[0] != [4]int64{1, 0, 1, 0} {
+		t.Errorf("second update's rates %+v, want second %d whole: Low 1 Major 1", r, s+1)
+	}
+
+	c := &client{wake: make(chan struct{}, 1), done: make(chan struct{}), capacity: 100, joined: time.Now()}
+	h.join(c, time.Now())
+	snap := framesOf(t, c)
+	if len(snap) != 1 || snap[0].Type != task.FrameSnapshot || snap[0].Rates == nil {
+		t.Fatalf("join: %+v, want a snapshot with rates", snap)
+	}
+	sr := snap[0].Rates
+	if len(sr.Counts) != task.RateWindow || sr.Start+task.RateWindow-1 < time.Now().Unix()-1 {
+		t.Fatalf("snapshot's rates from %d, %d buckets; want the %d up to now", sr.Start, len(sr.Counts), task.RateWindow)
+	}
+	var total int64
+	for i, b := range sr.Counts {
+		sec := sr.Start + int64(i)
+		for _, n := range b {
+			total += n
+		}
+		want := map[int64][4]int64{s: {1, 0, 0, 1}, s + 1: {1, 0, 1, 0}}[sec]
+		if b != want {
+			t.Errorf("snapshot bucket %d = %v, want %v", sec, b, want)
+		}
+	}
+	if total != 4 {
+		t.Errorf("snapshot's buckets hold %d events, want the 4 of the window", total)
 	}
 }

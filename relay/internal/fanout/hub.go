@@ -152,6 +152,7 @@ type (
 	beginMsg struct {
 		from, last uint64
 		base       Base
+		ratesFrom  time.Time
 	}
 	// eventMsg: the next valid task, pending more after it.
 	eventMsg struct {
@@ -188,6 +189,7 @@ type Hub struct {
 	pace        pacer
 	pending     uint64      // messages the stream held after the newest taken in
 	fm          meta        // the last frame's, reused
+	rw          task.Rates  // the last frame's rate buckets, reused
 	sent        uint64      // sequence of the last update frame
 	sentVersion uint64      // and the counts' version then
 	sentCounts  task.Counts // and the counts then
@@ -251,9 +253,12 @@ func (h *Hub) Live() bool { return h.isLive.Load() }
 // as its fold then: from must be at most base.Watermark+1, so that the hub
 // sees every event after the watermark and counts it. It is called before
 // the first Append, and again only when the stream was made anew.
-func (h *Hub) Begin(ctx context.Context, from, last uint64, base Base) error {
+// ratesFrom, when set, is the oldest time the stream still holds events
+// of, when that is within the rate chart's window: the chart knows nothing
+// before it.
+func (h *Hub) Begin(ctx context.Context, from, last uint64, base Base, ratesFrom time.Time) error {
 	h.nextSeq.Store(max(from, 1))
-	return h.send(ctx, beginMsg{from: from, last: last, base: base})
+	return h.send(ctx, beginMsg{from: from, last: last, base: base, ratesFrom: ratesFrom})
 }
 
 // Append hands the hub the next event of the stream; pending is how many
@@ -300,7 +305,7 @@ func (h *Hub) Rebase(b Base) {
 }
 
 func (m beginMsg) takeIn(h *Hub) {
-	if h.tl.begin(m.from, m.last, m.base, h.cfg.RingSize) {
+	if h.tl.begin(m.from, m.last, m.base, h.cfg.RingSize, m.ratesFrom) {
 		h.restart()
 	}
 	h.sent, h.sentVersion, h.sentCounts = h.tl.seq, h.tl.version, h.tl.counts
@@ -436,11 +441,29 @@ func (h *Hub) tick(now time.Time) (next time.Duration) {
 	return next
 }
 
+// updateRates returns the rate buckets an update from since to upto
+// carries: the seconds its events fell in, whole; nil when it has none.
+func (h *Hub) updateRates(since, upto uint64) *task.Rates {
+	tl := &h.tl
+	lo, hi, ok := tl.ring.seconds(since, upto)
+	if !ok {
+		return nil
+	}
+	lo = max(lo, tl.rates.newest-task.RateWindow+1)
+	if lo > hi {
+		return nil
+	}
+	return tl.rates.window(&h.rw, lo, hi)
+}
+
+// snapshotRates returns the rate buckets of a snapshot: the whole window.
+func (h *Hub) snapshotRates() *task.Rates { return h.tl.rates.snapshot(&h.rw, time.Now()) }
+
 // meta says that a frame is made now and what holds the pipeline back:
 // the interval when widened, the capped events of an update, and how far
 // the hub is behind the stream and Redis's fold behind the hub.
-func (h *Hub) meta(capped int) *meta {
-	h.fm = meta{sent: time.Now(), health: task.Health{Capped: capped, StreamLag: h.pending, FoldLag: h.tl.foldLag}}
+func (h *Hub) meta(capped int, rates *task.Rates) *meta {
+	h.fm = meta{sent: time.Now(), health: task.Health{Capped: capped, StreamLag: h.pending, FoldLag: h.tl.foldLag}, rates: rates}
 	if h.pace.interval > h.cfg.Interval {
 		h.fm.health.IntervalMS = max(h.pace.interval.Milliseconds(), 1)
 	}
@@ -470,13 +493,13 @@ func (h *Hub) join(c *client, now time.Time) {
 	if c.resume && c.since <= h.sent && h.sent-c.since <= uint64(h.cfg.MaxResumeEvents) && tl.ring.covers(c.since) {
 		f = enc.cached(&enc.resume, c.since, h.sent, h.sentVersion, func() *frame {
 			enc.evbuf = tl.ring.after(enc.evbuf[:0], c.since, h.sent)
-			return enc.frame(task.FrameUpdate, h.sent, &h.sentCounts, enc.evbuf, h.meta(0))
+			return enc.frame(task.FrameUpdate, h.sent, &h.sentCounts, enc.evbuf, h.meta(0, h.updateRates(c.since, h.sent)))
 		})
 		h.stats.resumes.Add(1)
 	} else {
 		f = enc.cached(&enc.snap, 0, h.sent, h.sentVersion, func() *frame {
 			enc.evbuf = tl.ring.last(enc.evbuf[:0], h.cfg.SnapshotEvents, h.sent)
-			return enc.frame(task.FrameSnapshot, h.sent, &h.sentCounts, enc.evbuf, h.meta(0))
+			return enc.frame(task.FrameSnapshot, h.sent, &h.sentCounts, enc.evbuf, h.meta(0, h.snapshotRates()))
 		})
 		h.stats.snapshots.Add(1)
 	}

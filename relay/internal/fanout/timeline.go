@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"sort"
+	"time"
 
 	"github.com/hookpipe/hookpipe/task"
 )
@@ -19,7 +20,8 @@ type Base struct {
 // of these bytes, so no event is encoded twice.
 type entry struct {
 	seq  uint64
-	prio int // the event's priority index
+	prio int   // the event's priority index
+	sec  int64 // the Unix second the stream stored it
 	json []byte
 }
 
@@ -87,6 +89,23 @@ func (r *ring) last(dst [][]byte, n int, upto uint64) [][]byte {
 	return dst
 }
 
+// seconds returns the first and last second the events with since < seq
+// <= upto fell in; ok is false when there are none.
+func (r *ring) seconds(since, upto uint64) (lo, hi int64, ok bool) {
+	i := sort.Search(r.n, func(i int) bool { return r.at(i).seq > since })
+	for ; i < r.n; i++ {
+		e := r.at(i)
+		if e.seq > upto {
+			break
+		}
+		if !ok || e.sec < lo {
+			lo = e.sec
+		}
+		hi, ok = max(hi, e.sec), true
+	}
+	return lo, hi, ok
+}
+
 // countAfter adds to c the events with since < seq <= upto.
 func (r *ring) countAfter(c *task.Counts, since, upto uint64) {
 	i := sort.Search(r.n, func(i int) bool { return r.at(i).seq > since })
@@ -118,13 +137,15 @@ type timeline struct {
 	// foldLag is how many events the timeline had taken in past Redis's
 	// watermark when it last read it.
 	foldLag uint64
+	// rates are the events per second of the stream's last minutes.
+	rates rates
 }
 
 // begin starts the timeline of a stream read from sequence from on, whose
 // newest message is last, with Redis's base, whose watermark is at least
 // from-1 (the reader starts at or before the event after it). It reports
 // whether the stream was begun before: then it was made anew.
-func (tl *timeline) begin(from, last uint64, base Base, ringSize int) (restarted bool) {
+func (tl *timeline) begin(from, last uint64, base Base, ringSize int, ratesFrom time.Time) (restarted bool) {
 	restarted = tl.begun
 	if restarted {
 		tl.restarts++
@@ -132,6 +153,9 @@ func (tl *timeline) begin(from, last uint64, base Base, ringSize int) (restarted
 	from = max(from, 1)
 	*tl = timeline{ring: newRing(ringSize, from), begun: true, seq: from - 1, baseAt: base.Watermark, target: last,
 		counts: base.Counts, restarts: tl.restarts, version: tl.version + 1}
+	if !ratesFrom.IsZero() {
+		tl.rates.knownFrom = ratesFrom.Unix()
+	}
 	tl.caughtUp = tl.seq >= tl.target
 	return restarted
 }
@@ -148,7 +172,9 @@ func (tl *timeline) append(ev *task.Event, json []byte) bool {
 	if ev.Seq > tl.baseAt {
 		tl.counts[p]++
 	}
-	tl.ring.push(entry{seq: ev.Seq, prio: p, json: json})
+	sec := ev.Time.Unix()
+	tl.rates.add(sec, p)
+	tl.ring.push(entry{seq: ev.Seq, prio: p, sec: sec, json: json})
 	return true
 }
 

@@ -27,8 +27,9 @@ type Sink interface {
 	// RingSize is how many recent messages to load on start.
 	RingSize() int
 	// Begin says where reading starts, what the newest message was then,
-	// and what Redis held as the fold.
-	Begin(ctx context.Context, from, last uint64, base fanout.Base) error
+	// what Redis held as the fold, and, when set, the oldest time the
+	// stream still holds events of within the rate chart's window.
+	Begin(ctx context.Context, from, last uint64, base fanout.Base, ratesFrom time.Time) error
 	// Append hands over one task a receiver stored.
 	Append(ctx context.Context, ev task.Event, pending uint64) error
 	// Skip hands over a message that is not a task a receiver stored.
@@ -121,11 +122,17 @@ func (r *Reader) consume(ctx context.Context, ok func()) error {
 		if n := uint64(r.sink.RingSize()); last >= n && last-n+1 > from {
 			from = last - n + 1
 		}
-		from = max(min(from, base.Watermark+1), state.FirstSeq)
+		// And the events of the rate chart's window, so that a relay that
+		// restarts draws the same chart as one that ran all along.
+		rates, ratesFrom, err := r.rateHistory(ctx, st, state)
+		if err != nil {
+			return err
+		}
+		from = max(min(from, base.Watermark+1, rates), state.FirstSeq)
 		if state.Msgs == 0 {
 			from = last + 1
 		}
-		if err := r.sink.Begin(ctx, from, last, base); err != nil {
+		if err := r.sink.Begin(ctx, from, last, base, ratesFrom); err != nil {
 			return err
 		}
 		r.log.Info("stream reader loading history", "from", from, "last", last, "watermark", base.Watermark)
@@ -172,6 +179,43 @@ func (r *Reader) consume(ctx context.Context, ok func()) error {
 			}
 		}
 	}
+}
+
+// rateHistory returns the sequence of the first event of the rate chart's
+// window (the last task.RateWindow seconds), after the stream's last one
+// when it holds none that recent; and, when the stream's retention has
+// removed part of that window, the time of the oldest event it holds.
+func (r *Reader) rateHistory(ctx context.Context, st jetstream.Stream, state jetstream.StreamState) (uint64, time.Time, error) {
+	since := time.Now().Add(-task.RateWindow * time.Second)
+	if state.Msgs == 0 {
+		return state.LastSeq + 1, time.Time{}, nil
+	}
+	if state.FirstTime.After(since) {
+		var known time.Time
+		if state.FirstSeq > 1 { // older events were there, and are gone
+			known = state.FirstTime
+		}
+		return state.FirstSeq, known, nil
+	}
+	if !state.LastTime.After(since) {
+		return state.LastSeq + 1, time.Time{}, nil
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
+		OptStartTime:  &since,
+	})
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("consumer on %s from %v: %w", task.StreamName, since, err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("first event of the last %d s: %w", task.RateWindow, err)
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("first event of the last %d s: %w", task.RateWindow, err)
+	}
+	return meta.Sequence.Stream, time.Time{}, nil
 }
 
 // stream returns the TASKS stream, creating it when it does not exist and
