@@ -45,6 +45,8 @@ type State struct {
 	// fresh is the last update's freshness, freshN how many were taken.
 	fresh  Freshness
 	freshN uint64
+	// Rates are the relay's events per second, for the rate chart.
+	Rates Rates
 	// problems are what the last degraded frame said, at problemAt.
 	problems  []string
 	problemAt time.Time
@@ -128,6 +130,7 @@ func (s *State) Apply(f task.Frame, now time.Time) error {
 	s.Counts = f.Counts
 	s.rate.Observe(now, s.Counts.Total())
 	s.observe(f, now)
+	s.Rates.observe(f, now)
 	return nil
 }
 
@@ -160,6 +163,9 @@ func Check(f task.Frame) error {
 		if n < 0 {
 			return fmt.Errorf("%w: negative count %d for %v", ErrBadFrame, n, task.Priorities[i])
 		}
+	}
+	if err := checkRates(f.Rates); err != nil {
+		return err
 	}
 	var last uint64
 	for i, e := range f.Events {

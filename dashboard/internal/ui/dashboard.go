@@ -61,6 +61,8 @@ type Dashboard struct {
 	paused *pausedView
 	// filter narrows the message list.
 	filter board.Filter
+	// rates is the rate chart, frozen while paused.
+	rates rateState
 	// exportText says what the last export wrote.
 	exportText string
 	// fresh is the accept-to-screen time of the newest event drawn, as of
@@ -295,6 +297,9 @@ func (d *Dashboard) Render() app.UI {
 	}
 	total := strconv.FormatInt(counts.Total(), 10)
 	notice := s.Notice(now)
+	if d.paused == nil {
+		d.rates.sync(&s.Rates, now)
+	}
 	pauseLabel := "Pause"
 	if d.paused != nil {
 		pauseLabel = "Resume"
@@ -322,10 +327,12 @@ func (d *Dashboard) Render() app.UI {
 			),
 			// Always present, so that showing it never shifts the elements
 			// after it, which go-app matches by position.
-			app.Div().ID("degraded").Class("update degraded").Aria("live", "polite").Hidden(notice == "").Text(notice),
-			app.Div().ID("update").Class("update").Hidden(!d.updateReady).Body(
-				app.Span().Text("A new version of the dashboard is ready. "),
-				app.Button().Text("Reload").OnClick(func(ctx app.Context, e app.Event) { ctx.Reload() }),
+			app.Div().Class("notices").Body(
+				app.Div().ID("degraded").Class("notice degraded").Aria("live", "polite").Hidden(notice == "").Text(notice),
+				app.Div().ID("update").Class("notice update").Hidden(!d.updateReady).Body(
+					app.Span().Text("A new version of the dashboard is ready. "),
+					app.Button().Text("Reload").OnClick(func(ctx app.Context, e app.Event) { ctx.Reload() }),
+				),
 			),
 			app.Section().Class("stats").Aria("label", "Totals").Body(
 				stat("Total", "total", total),
@@ -336,6 +343,10 @@ func (d *Dashboard) Render() app.UI {
 				chartView(chart.Build(counts, d.layout), d.filterPriority),
 			),
 			d.batches.render(d),
+			app.Section().Class("panel rate-panel").Body(
+				app.H2().Text(chart.RateTitle),
+				d.rates.view(),
+			),
 			app.Section().Class("panel messages-panel").Body(
 				app.H2().Text("Messages"),
 				d.filterBar(),
