@@ -23,13 +23,20 @@ func chartView(c chart.Chart, onBar func(app.Context, string)) app.UI {
 	bottom := c.PlotY + c.PlotH
 	right := c.PlotX + c.PlotW
 
-	ticks := make([]app.UI, 0, 2*len(c.Ticks))
-	for _, t := range c.Ticks {
+	// Always as many tick slots as the scale may use, those it does not
+	// hidden: the page's structure stays when the scale changes, so that a
+	// frame can move the ticks without go-app rendering (see patch).
+	ticks := make([]app.UI, 0, 2*max(l.MaxTicks, len(c.Ticks)))
+	for i := range max(l.MaxTicks, len(c.Ticks)) {
+		t, vis := chart.Tick{Label: "0"}, "hidden" // a label, so its text node exists
+		if i < len(c.Ticks) {
+			t, vis = c.Ticks[i], "visible"
+		}
 		ticks = append(ticks,
-			svg("line").Class("grid").
+			svg("line").Class("grid").Attr("visibility", vis).
 				Attr("x1", num(c.PlotX)).Attr("x2", num(right)).
 				Attr("y1", num(t.Y)).Attr("y2", num(t.Y)),
-			svg("text").Class("tick").
+			svg("text").Class("tick").Attr("visibility", vis).
 				Attr("x", num(c.PlotX-8)).Attr("y", num(t.Y+4)).
 				Attr("text-anchor", "end").Text(t.Label),
 		)

@@ -63,6 +63,11 @@ type Dashboard struct {
 	filter board.Filter
 	// rates is the rate chart, frozen while paused.
 	rates rateState
+	// drawn is what the last render drew, elems the elements patch
+	// changes, drawnConn the connection text drawn.
+	drawn     live
+	elems     liveElems
+	drawnConn string
 	// exportText says what the last export wrote.
 	exportText string
 	// fresh is the accept-to-screen time of the newest event drawn, as of
@@ -121,6 +126,7 @@ func (d *Dashboard) OnMount(ctx app.Context) {
 					if n%600 == 0 {
 						app.TryUpdate()
 					}
+					d.tick(ctx)
 				})
 			}
 		}
@@ -291,38 +297,38 @@ func (d *Dashboard) pauseText() string {
 func (d *Dashboard) Render() app.UI {
 	now := time.Now()
 	s := d.state
-	counts, seq, rate := s.Counts, s.Seq, s.Rate(now)
-	if p := d.paused; p != nil {
-		counts, seq, rate = p.counts, p.seq, p.rate
-	}
-	total := strconv.FormatInt(counts.Total(), 10)
-	notice := s.Notice(now)
+	v := d.live(now)
+	// What is drawn now, for patch; go-app may replace elements.
+	d.drawn, d.elems.found = v, false
+	d.drawnConn = d.connText(now)
+	notice := v.notice
 	if d.paused == nil {
 		d.rates.sync(&s.Rates, now)
 	}
+	d.rates.drawn()
 	pauseLabel := "Pause"
 	if d.paused != nil {
 		pauseLabel = "Resume"
 	}
 	return app.Div().ID("dashboard").Class("dashboard").
-		DataSet("seq", strconv.FormatUint(seq, 10)).
-		DataSet("total", total).
+		DataSet("seq", v.seqText).
+		DataSet("total", v.total).
 		DataSet("paused", strconv.FormatBool(d.paused != nil)).
 		Body(
 			app.Header().Class("top").Body(
 				app.H1().Text("hookpipe"),
 				app.Div().Class("top-right").Body(
-					app.Span().ID("paused").Class("paused").Aria("live", "polite").Text(d.pauseText()),
+					app.Span().ID("paused").Class("paused").Aria("live", "polite").Text(v.pauseText),
 					app.Button().ID("pause").Class("pause").Aria("pressed", strconv.FormatBool(d.paused != nil)).
 						Text(pauseLabel).OnClick(d.togglePause),
-					app.Span().ID("fresh").Class("fresh").Hidden(d.freshN == 0).
-						DataSet("ms", strconv.FormatInt(d.fresh.Milliseconds(), 10)).
+					app.Span().ID("fresh").Class("fresh").Hidden(!v.freshShown).
+						DataSet("ms", v.freshMs).
 						Title("Time from the stream accepting the newest event to this page drawing it").
-						Text("Fresh · "+d.fresh.Round(time.Millisecond).String()),
+						Text(v.freshText),
 					app.Span().ID("conn").Class("conn conn-"+d.connState()).
 						DataSet("state", d.connState()).
 						Aria("live", "polite").
-						Text(d.connText(now)),
+						Text(d.drawnConn),
 				),
 			),
 			// Always present, so that showing it never shifts the elements
@@ -335,12 +341,12 @@ func (d *Dashboard) Render() app.UI {
 				),
 			),
 			app.Section().Class("stats").Aria("label", "Totals").Body(
-				stat("Total", "total", total),
-				stat("Events/s", "rate", strconv.FormatFloat(rate, 'f', 0, 64)),
-				stat("Sequence", "seq", strconv.FormatUint(seq, 10)),
+				stat("Total", "total", v.total),
+				stat("Events/s", "rate", v.rate),
+				stat("Sequence", "seq", v.seqText),
 			),
 			app.Section().Class("panel chart-panel").Body(
-				chartView(chart.Build(counts, d.layout), d.filterPriority),
+				chartView(v.chart, d.filterPriority),
 			),
 			d.batches.render(d),
 			app.Section().Class("panel rate-panel").Body(
@@ -375,7 +381,12 @@ func shortID(id string) string {
 // apply applies frames received since the last animation frame, in one
 // update of the page; the message list follows once go-app has drawn the
 // rest.
-func (d *Dashboard) apply(ctx app.Context, frames [][]byte, at time.Time) (rejected int) {
+//
+// Frames change the totals, the bars and the list: when the page's
+// structure stays (the chart's scale, the notices), those elements are
+// patched at once and go-app does not render (direct is true); otherwise
+// go-app renders the page and the list follows.
+func (d *Dashboard) apply(ctx app.Context, frames [][]byte, at time.Time) (rejected int, direct bool) {
 	for _, f := range frames {
 		if err := d.state.ApplyJSON(f, at); err != nil {
 			app.Logf("dashboard: frame dropped: %v", err)
@@ -385,21 +396,56 @@ func (d *Dashboard) apply(ctx app.Context, frames [][]byte, at time.Time) (rejec
 	if d.state.Len() > 0 {
 		d.batches.notice(ctx, d.state.Event(0).BatchID)
 	}
+	if v := d.live(time.Now()); v.patchable(&d.drawn) && d.patch(&v) {
+		ctx.PreventUpdate()
+		d.drawList()
+		return rejected, true
+	}
 	applied := now()
 	ctx.Defer(func(app.Context) {
-		t := now()
-		addStat("renderMs", t-applied)
-		if d.paused == nil {
-			d.list.sync(d.state, d.filter)
-		}
-		addStat("listMs", now()-t)
-		if f, n := d.state.Fresh(); n != d.freshN {
-			d.freshN = n
-			d.fresh = f.AcceptToScreen(time.Now())
-			recordFresh(float64(d.fresh) / float64(time.Millisecond))
-		}
+		addStat("renderMs", now()-applied)
+		addStat("renders", 1)
+		d.drawList()
 	})
-	return rejected
+	return rejected, false
+}
+
+// drawList brings the message list up to the state, unless paused, and
+// notes how fresh the newest event drawn is.
+func (d *Dashboard) drawList() {
+	t := now()
+	if d.paused == nil {
+		d.list.sync(d.state, d.filter)
+	}
+	addStat("listMs", now()-t)
+	f, n := d.state.Fresh()
+	if n == d.freshN {
+		return
+	}
+	d.freshN = n
+	d.fresh = f.AcceptToScreen(time.Now())
+	recordFresh(float64(d.fresh) / float64(time.Millisecond))
+	if e := &d.elems; e.found || e.find() {
+		e.fresh.Set("hidden", false)
+		e.fresh.Call("setAttribute", "data-ms", strconv.FormatInt(d.fresh.Milliseconds(), 10))
+		setText(e.fresh, "Fresh · "+d.fresh.Round(time.Millisecond).String())
+	}
+}
+
+// tick runs every second: the relative texts (events per second, the
+// reconnect countdown, notices that expire) and the rate chart move on,
+// patched when the page's structure stays, rendered otherwise.
+func (d *Dashboard) tick(ctx app.Context) {
+	now := time.Now()
+	v := d.live(now)
+	ratesMoved := d.paused == nil && d.rates.sync(&d.state.Rates, now)
+	if d.connText(now) != d.drawnConn || !v.patchable(&d.drawn) || (ratesMoved && !d.rates.patchable()) {
+		return // go-app renders
+	}
+	if !d.patch(&v) || (ratesMoved && !d.rates.patch()) {
+		return
+	}
+	ctx.PreventUpdate()
 }
 
 // priorityNames are the four names, for views that list every priority.

@@ -17,8 +17,8 @@ type link struct {
 	d       *Dashboard
 	backoff backoff.Backoff
 
-	mu        sync.Mutex
-	pending   [][]byte
+	mu      sync.Mutex
+	pending [][]byte
 	// pendingAt is when the newest pending frame arrived.
 	pendingAt time.Time
 	scheduled bool
@@ -186,29 +186,35 @@ func (l *link) flushPending(ctx app.Context) {
 	start := now()
 	ctx.Dispatch(func(ctx app.Context) {
 		t := now()
-		n := l.applyPending(ctx)
+		n, direct := l.applyPending(ctx)
 		if n == 0 {
 			return
 		}
 		decode := now() - t
-		// Defer runs once the page reflects the frames.
+		if direct { // the page reflects the frames already
+			recordApply(start, decode, n)
+			return
+		}
+		// Defer runs once go-app has drawn the frames.
 		ctx.Defer(func(app.Context) {
 			recordApply(start, decode, n)
 		})
 	})
 }
 
-// applyPending applies every queued frame and returns how many there were.
-func (l *link) applyPending(ctx app.Context) int {
+// applyPending applies every queued frame and returns how many there were,
+// and whether the page was patched rather than rendered.
+func (l *link) applyPending(ctx app.Context) (n int, direct bool) {
 	l.mu.Lock()
 	frames, at := l.pending, l.pendingAt
 	l.pending = nil
 	l.scheduled = false
 	l.mu.Unlock()
-	if len(frames) > 0 {
-		l.d.apply(ctx, frames, at)
+	if len(frames) == 0 {
+		return 0, false
 	}
-	return len(frames)
+	_, direct = l.d.apply(ctx, frames, at)
+	return len(frames), direct
 }
 
 func (l *link) nextGen() int {
@@ -260,6 +266,12 @@ func recordApply(start, decodeMs float64, frames int) {
 		st = app.ValueOf(map[string]any{"updates": 0, "frames": 0, "lastMs": 0.0, "maxMs": 0.0, "sumMs": 0.0, "decodeMs": 0.0,
 			"firstMs": w.Get("performance").Call("now").Float()})
 		w.Set("hookpipeStats", st)
+	}
+	if list := st.Get("applyMsList"); !list.Truthy() {
+		st.Set("applyMsList", w.Get("Array").New())
+	}
+	if list := st.Get("applyMsList"); list.Length() < maxFreshSamples {
+		list.Call("push", ms)
 	}
 	st.Set("updates", st.Get("updates").Int()+1)
 	st.Set("frames", st.Get("frames").Int()+frames)

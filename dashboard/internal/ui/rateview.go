@@ -26,18 +26,64 @@ type rateState struct {
 	hovering bool
 	// buckets lists the non-empty seconds, for data-buckets.
 	buckets string
+	// What was rendered, for patch, and the elements it changes.
+	drawnTop     int64
+	drawnUnknown float64
+	drawnHover   bool
+	elems        []app.Value
 }
 
-// sync brings the chart up to the rates as of now.
-func (r *rateState) sync(rates *board.Rates, now time.Time) {
+// sync brings the chart up to the rates as of now, and reports whether it
+// changed.
+func (r *rateState) sync(rates *board.Rates, now time.Time) bool {
 	end := rates.End(now)
 	if r.built && end == r.end && rates.Version == r.version {
-		return
+		return false
 	}
 	r.end, r.version, r.built = end, rates.Version, true
 	r.w, r.known = rates.Window(end)
 	r.c = chart.BuildRates(&r.w, r.known, chart.RateLayout())
 	r.buckets = bucketList(&r.w, r.end)
+	return true
+}
+
+// drawn notes that the chart as it is was rendered.
+func (r *rateState) drawn() {
+	r.drawnTop, r.drawnUnknown, r.drawnHover = r.c.Top, r.c.UnknownW, r.hovering
+	r.elems = nil
+}
+
+// patchable reports whether the rendered chart can be brought up to date
+// by patch: the same scale and unknown part, and no tooltip shown.
+func (r *rateState) patchable() bool {
+	return r.c.Top == r.drawnTop && r.c.UnknownW == r.drawnUnknown && !r.hovering && !r.drawnHover
+}
+
+// patch changes the rendered chart's lines, summary and data to the
+// chart as it is; false when its elements are not there.
+func (r *rateState) patch() bool {
+	doc := app.Window().Get("document")
+	if r.elems == nil {
+		root, desc := doc.Call("getElementById", "rates"), doc.Call("getElementById", "rates-desc")
+		lines := doc.Call("querySelectorAll", "#rates polyline.rate-line")
+		if !root.Truthy() || !desc.Truthy() || lines.Length() != task.NumPriorities {
+			return false
+		}
+		r.elems = []app.Value{root, desc}
+		for i := range task.NumPriorities {
+			r.elems = append(r.elems, lines.Index(i))
+		}
+	}
+	root, desc := r.elems[0], r.elems[1]
+	root.Call("setAttribute", "data-end", strconv.FormatInt(r.end, 10))
+	root.Call("setAttribute", "data-buckets", r.buckets)
+	if !setText(desc, r.c.Summary) {
+		return false
+	}
+	for i, ln := range r.c.Lines {
+		r.elems[2+i].Call("setAttribute", "points", ln.Points)
+	}
+	return true
 }
 
 // bucketList lists the seconds of w that hold events, as
