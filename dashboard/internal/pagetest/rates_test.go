@@ -94,3 +94,46 @@ func TestRateChart(t *testing.T) {
 		saveArtifact(t, "dashboard-rates.png", png)
 	}
 }
+
+// TestDashboardUnderLoad keeps the page open on the real relay while 1,000
+// webhooks a second arrive for four seconds: it filters by a priority and
+// pauses meanwhile, each shown in a screenshot with the rate chart, and ends
+// showing exactly what Redis and the stream hold.
+func TestDashboardUnderLoad(t *testing.T) {
+	sys := newSystem(t)
+	_, url := startDashboardAt(t, sys.dashPort, sys.relayURL())
+	ctx := newBrowser(t)
+	run(t, ctx, 60*time.Second, chromedp.Navigate(url))
+	waitJS(t, ctx, 60*time.Second, `document.querySelector('#conn') && document.querySelector('#conn').dataset.state === 'live'`, "page not live")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sys.load(1000, 4*time.Second)
+	}()
+	shot := func(name string) {
+		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+			saveArtifact(t, name, png)
+		}
+	}
+	waitJS(t, ctx, 30*time.Second, `+document.querySelector('#dashboard').dataset.total >= 1000`, "events do not arrive")
+	shot("dashboard-load-rates.png")
+	if !eval[bool](t, ctx, `(() => { const s = document.querySelector('#filter-priority'); s.value = 'Critical'; s.dispatchEvent(new Event('change')); return true; })()`) {
+		t.Fatal("could not pick a priority")
+	}
+	const allCritical = `(() => { const rows = [...document.querySelectorAll('#messages li')];
+		return rows.length > 0 && rows.every(li => li.dataset.priority === 'Critical'); })()`
+	waitJS(t, ctx, 10*time.Second, allCritical, "the filter does not hold under load")
+	waitJS(t, ctx, 30*time.Second, `+document.querySelector('#dashboard').dataset.total >= 2000`, "events do not arrive")
+	shot("dashboard-load-filtered.png")
+	run(t, ctx, 10*time.Second, chromedp.Click(chromedp.ID("pause")))
+	waitJS(t, ctx, 10*time.Second, `document.querySelector('#paused').textContent.includes('new events') && !document.querySelector('#paused').textContent.includes(' 0 new')`,
+		"the paused page does not count what comes")
+	shot("dashboard-load-paused.png")
+	run(t, ctx, 10*time.Second, chromedp.Click(chromedp.ID("pause")))
+	<-done
+	seq, counts := sys.truth()
+	waitJS(t, ctx, 30*time.Second, shows(seq, counts), "page does not end showing what Redis holds")
+	if !eval[bool](t, ctx, allCritical) {
+		t.Error("the filter did not hold to the end")
+	}
+}
