@@ -75,7 +75,6 @@ var (
 	errHeaders     = errors.New("request headers too large")
 )
 
-
 var (
 	bodyOK      = []byte(`{"status":"ok"}`)
 	contentJSON = []byte("application/json")
@@ -372,4 +371,3 @@ func isJSON(ct []byte) bool {
 	}
 	return true
 }
-
