@@ -18,7 +18,7 @@ GOBIN   := $(shell $(GO) env GOPATH)/bin
 HEY     := $(GOBIN)/hey
 FUZZTIME ?= 10s
 
-.PHONY: help build wasm run-all test lint fuzz bench bench-receiver bench-relay bench-dashboard loadtest verify replay replay-same-ids hey clean
+.PHONY: help build wasm run-all build-cluster run-cluster test-cluster test lint fuzz bench bench-receiver bench-relay bench-dashboard loadtest verify replay replay-same-ids hey clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -40,6 +40,15 @@ $(WASM).br: $(WASM)
 
 run-all: build ## start the whole pipeline (NATS and Redis embedded when none answers)
 	$(BIN)/run-all
+
+build-cluster: build ## build everything and nats-server, which the cluster runs as processes
+	$(GO) build -o $(BIN)/ ./devenv/cmd/run-cluster github.com/nats-io/nats-server/v2
+
+run-cluster: build-cluster ## 3 NATS nodes, a Redis Cluster (3 masters, 3 replicas), 2 receivers on one port, 2 relays, dashboard, producer
+	$(BIN)/run-cluster
+
+test-cluster: build-cluster ## kill NATS, Redis, receiver and relay nodes of a cluster under load; nothing acknowledged is lost
+	HOOKPIPE_CLUSTER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m -v ./devenv/cluster
 
 # Browser tests use the wasm built by the wasm target and leave their
 # screenshots in .artifacts/ (ignored by git).
