@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -335,11 +336,15 @@ func (c *Cluster) startServices(ctx context.Context) error {
 			return err
 		}
 	}
+	// Every client of a cluster on one machine comes from 127.0.0.1: the
+	// per-address limits, the same on both relays, make room for them.
+	relayEnv := append(slices.Clone(env), "HOOKPIPE_RELAY_MAX_CONNS_PER_IP=2000",
+		"HOOKPIPE_RELAY_JOIN_RATE=1000", "HOOKPIPE_RELAY_JOIN_BURST=1000")
 	for i, p := range o.RelayPorts {
 		n := &Node{Name: "relay-" + strconv.Itoa(i+1), Addr: addr(p), Health: "http://" + addr(p) + "/readyz",
 			bin: filepath.Join(o.BinDir, "relay"), args: []string{"--addr", addr(p)}}
 		c.Relays = append(c.Relays, n)
-		if err := c.spawn(n, env); err != nil {
+		if err := c.spawn(n, relayEnv); err != nil {
 			return err
 		}
 	}

@@ -224,7 +224,14 @@ func TestNodeLossUnderLoad(t *testing.T) {
 		if t.Failed() {
 			logMu.Lock()
 			defer logMu.Unlock()
-			os.WriteFile(filepath.Join(t.TempDir(), "cluster.log"), log.Bytes(), 0o644)
+			dir := os.Getenv("HOOKPIPE_ARTIFACTS_DIR")
+			if dir == "" {
+				dir = os.TempDir()
+			}
+			path := filepath.Join(dir, "cluster-test.log")
+			if os.WriteFile(path, log.Bytes(), 0o644) == nil {
+				t.Logf("the cluster's whole log: %s", path)
+			}
 			lines := strings.Split(log.String(), "\n")
 			t.Logf("last lines of the cluster's log:\n%s", strings.Join(lines[max(len(lines)-80, 0):], "\n"))
 		}
@@ -347,10 +354,15 @@ func TestNodeLossUnderLoad(t *testing.T) {
 	// seen every event once and in order.
 	moved := 0
 	for i, w := range clients {
-		testenv.Eventually(t, 60*time.Second, func() bool {
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 			seq, counts, _, _ := w.state()
-			return seq == last && counts == want
-		}, "client %d does not reach the stream's end", i)
+			if seq == last && counts == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("client %d does not reach the stream's end within 60s: at %d with %v, want %d with %v", i, seq, counts, last, want)
+			}
+		}
 		_, _, bad, moves := w.state()
 		if len(bad) > 0 {
 			t.Errorf("client %d: %v", i, bad[:min(len(bad), 5)])
