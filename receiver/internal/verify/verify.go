@@ -148,13 +148,13 @@ type verifier struct {
 
 // implied folds the stream from its beginning, or from the newest
 // checkpoint at or below to when the stream no longer holds its beginning,
-// up to sequence to. It returns the state and how many events before the
-// first one held were counted by nobody.
-func (v *verifier) implied(ctx context.Context, st jetstream.Stream, info *jetstream.StreamInfo, to uint64) (*fold.State, uint64, string, error) {
+// up to sequence to. It returns the state, how many events before the
+// first one held were counted by nobody, and how many stored messages it
+// skipped as the fold does: not tasks a receiver stored.
+func (v *verifier) implied(ctx context.Context, st jetstream.Stream, info *jetstream.StreamInfo, to uint64) (_ *fold.State, lost, skipped uint64, from string, _ error) {
 	first := info.State.FirstSeq
 	base := fold.NewState(0, v.keep)
-	from := "the stream's beginning"
-	var lost uint64
+	from = "the stream's beginning"
 	if first > 1 {
 		kv, err := v.js.KeyValue(ctx, taskstream.CheckpointBucket)
 		var cp *fold.State
@@ -173,20 +173,20 @@ func (v *verifier) implied(ctx context.Context, st jetstream.Stream, info *jetst
 		}
 	}
 	if to <= base.Seq || info.State.Msgs == 0 {
-		return base, lost, from, nil
+		return base, lost, 0, from, nil
 	}
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: max(base.Seq+1, first),
 	})
 	if err != nil {
-		return nil, 0, "", fmt.Errorf("verify: read the stream: %w", err)
+		return nil, 0, 0, "", fmt.Errorf("verify: read the stream: %w", err)
 	}
 	for passed := false; base.Seq < to && !passed; {
 		// Asking for no more than is left ends the fetch as soon as it has
 		// them, rather than at its deadline.
 		batch, err := cons.Fetch(int(min(1000, to-base.Seq)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			return nil, 0, "", fmt.Errorf("verify: read the stream: %w", err)
+			return nil, 0, 0, "", fmt.Errorf("verify: read the stream: %w", err)
 		}
 		got := 0
 		for m := range batch.Messages() {
@@ -208,17 +208,18 @@ func (v *verifier) implied(ctx context.Context, st jetstream.Stream, info *jetst
 				ev.Task = t
 			} else {
 				ev.Skipped = true
+				skipped++
 			}
 			base.Apply(ev)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return nil, 0, "", fmt.Errorf("verify: read the stream: %w", err)
+			return nil, 0, 0, "", fmt.Errorf("verify: read the stream: %w", err)
 		}
 		if got == 0 {
 			break // the stream holds nothing more
 		}
 	}
-	return base, lost, from, nil
+	return base, lost, skipped, from, nil
 }
 
 // check compares Redis with the stream as of Redis's watermark, prints the
@@ -240,13 +241,16 @@ func (v *verifier) check(ctx context.Context) (bool, error) {
 	if !have || at > info.State.LastSeq {
 		at = info.State.LastSeq
 	}
-	want, lost, from, err := v.implied(ctx, st, info, at)
+	want, lost, skipped, from, err := v.implied(ctx, st, info, at)
 	if err != nil {
 		return false, err
 	}
 	fmt.Fprintf(v.out, "stream %s holds sequences %d..%d; counted from %s\n", task.StreamName, info.State.FirstSeq, info.State.LastSeq, from)
 	if lost > 0 {
 		fmt.Fprintf(v.out, "LOST: %d events the stream dropped before any fold counted them\n", lost)
+	}
+	if skipped > 0 {
+		fmt.Fprintf(v.out, "skipped %d stored messages that are not tasks a receiver stored, as the fold and the relay do\n", skipped)
 	}
 	if !have {
 		fmt.Fprintln(v.out, "redis holds no watermark: it lost the counts (a running receiver restores them)")
@@ -317,7 +321,7 @@ func (v *verifier) repair(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	want, _, _, err := v.implied(ctx, st, info, info.State.LastSeq)
+	want, _, _, _, err := v.implied(ctx, st, info, info.State.LastSeq)
 	if err != nil {
 		return err
 	}
