@@ -64,6 +64,12 @@ func Check(have jetstream.StreamConfig, s task.StreamSettings) (diffs []string, 
 	if have.MaxBytes != want.MaxBytes {
 		note("max bytes", have.MaxBytes, want.MaxBytes)
 	}
+	if have.MaxMsgs > 0 {
+		note("max messages", have.MaxMsgs, "none; the fold refuses webhooks when its backlog nears it")
+	}
+	if have.MaxMsgsPerSubject > 0 {
+		note("max messages per subject", have.MaxMsgsPerSubject, "none: it can drop events no fold counted")
+	}
 	if have.Replicas != want.Replicas {
 		note("replicas", have.Replicas, want.Replicas)
 	}

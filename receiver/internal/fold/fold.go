@@ -625,7 +625,8 @@ func (f *Fold) measureBacklog(info *jetstream.StreamInfo, now time.Time) {
 		bytes = float64(behind) * float64(s.Bytes) / float64(s.Msgs)
 	}
 	share := f.opts.BacklogShare
-	over := info.Config.MaxBytes > 0 && bytes > share*float64(info.Config.MaxBytes)
+	over := info.Config.MaxBytes > 0 && bytes > share*float64(info.Config.MaxBytes) ||
+		info.Config.MaxMsgs > 0 && float64(behind) > share*float64(info.Config.MaxMsgs)
 	if at := f.lastAt.Load(); behind > 0 && info.Config.MaxAge > 0 && at != 0 &&
 		now.Sub(time.Unix(0, at)) > time.Duration(share*float64(info.Config.MaxAge)) {
 		over = true

@@ -397,6 +397,40 @@ func TestBacklog(t *testing.T) {
 	testenv.Eventually(t, 20*time.Second, func() bool { return !f.Backlogged() }, "the backlog did not clear")
 }
 
+// A stream limited by its number of messages, as someone may have set it:
+// the fold is behind by too many of them long before the bytes count.
+func TestBacklogByMessages(t *testing.T) {
+	w, _ := newWorld(t, false, task.DefaultStreamSettings())
+	st, _ := w.js.Stream(context.Background(), task.StreamName)
+	cfg := st.CachedInfo().Config
+	cfg.MaxMsgs = 200
+	if _, err := w.js.UpdateStream(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	hang, hung := make(chan struct{}), make(chan struct{}, 1)
+	var once sync.Once
+	f, _ := w.start(Options{BacklogShare: 0.25, OnApplied: func(uint64) {
+		select {
+		case hung <- struct{}{}:
+		default:
+		}
+		<-hang
+	}})
+	defer once.Do(func() { close(hang) })
+	w.publish(1, 1)
+	select {
+	case <-hung: // the fold is stuck after its first run
+	case <-time.After(20 * time.Second):
+		t.Fatal("the fold never applied its first run")
+	}
+	// 60 behind, of at most 200: past a quarter, while the bytes are a
+	// trifle of the stream's limit.
+	w.publish(60, 1)
+	testenv.Eventually(t, 10*time.Second, f.Backlogged, "no backlog with 60 of at most 200 messages behind")
+	once.Do(func() { close(hang) })
+	testenv.Eventually(t, 20*time.Second, func() bool { return !f.Backlogged() }, "the backlog did not clear")
+}
+
 // The stream was deleted and made anew: its sequences start again, and so
 // do the counts.
 func TestStreamMadeAnew(t *testing.T) {
