@@ -351,6 +351,14 @@ func (l *load) Refused() int {
 // retrying each on anything but a 200 the way a webhook sender does, while
 // outage runs in the test's goroutine; it keeps posting until outage has
 // returned and at least min ids were accepted.
+// loadBatches are the batches a load spreads its tasks over, so that the
+// per-batch counts are checked as well as the totals.
+var loadBatches = [...]string{
+	"0f8fad5b-d9cb-469f-a165-70867728950e",
+	"7c9e6679-7425-40de-944b-e07fc1f90ae7",
+	"16fd2706-8baf-433b-82eb-8c7fada847da",
+}
+
 func underLoad(t *testing.T, urls []string, name string, min int, outage func(l *load)) *load {
 	t.Helper()
 	l := &load{accepted: map[string]task.Task{}}
@@ -364,6 +372,7 @@ func underLoad(t *testing.T, urls []string, name string, min int, outage func(l 
 			for i := range next {
 				id := fmt.Sprintf("msg_%s_%d", name, i)
 				tk := sampleTask(i)
+				tk.BatchID = loadBatches[i%len(loadBatches)]
 				for attempt := 0; ; attempt++ {
 					r := postTo(urls[(i+attempt)%len(urls)], id, tk.Encode())
 					if r.status == 200 {
@@ -445,8 +454,26 @@ func checkExact(t *testing.T, e *env, fault string, l *load) {
 	}
 	got := e.counts(t)
 	byID, total := e.streamMsgs(t)
-	t.Logf("fault table | %s | 200s answered %d (ids %d) | counted %d | in stream %d | difference %d | refused attempts %d",
-		fault, l.answers, len(l.accepted), got.Total(), total, got.Total()-int64(total), l.refused)
+	wantBatch := map[string]task.Counts{}
+	for _, tk := range l.accepted {
+		c := wantBatch[tk.BatchID]
+		c[tk.Priority.Index()]++
+		wantBatch[tk.BatchID] = c
+	}
+	exactBatches := 0
+	for id, w := range wantBatch {
+		fields, err := e.rdb.HGetAll(context.Background(), e.keys.Batch(id)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, _, _, err := task.ParseCounts(fields); err != nil || c != w {
+			t.Errorf("batch %s: redis counts %v (%v), want %v", id, c, err, w)
+			continue
+		}
+		exactBatches++
+	}
+	t.Logf("fault table | %s | 200s answered %d (ids %d) | counted %d | in stream %d | difference %d | batches exact %d of %d | refused attempts %d",
+		fault, l.answers, len(l.accepted), got.Total(), total, got.Total()-int64(total), exactBatches, len(wantBatch), l.refused)
 	if got != want {
 		t.Errorf("redis counts %v, want %v (one per unique accepted id)", got, want)
 	}
