@@ -173,17 +173,31 @@ func percentile(v []float64, p float64) float64 {
 // with a webhook id of its own, from a few senders paced evenly.
 func (s *system) load(perSecond int, d time.Duration) {
 	s.t.Helper()
+	end := time.Now().Add(d)
+	s.pace(perSecond, int(d/time.Second+1)*perSecond, func() bool { return time.Now().Before(end) })
+}
+
+// loadN sends n tasks, at most perSecond a second: however slow the
+// machine, all of them.
+func (s *system) loadN(perSecond, n int) {
+	s.t.Helper()
+	s.pace(perSecond, n, func() bool { return true })
+}
+
+// pace sends up to n tasks from 16 senders, at most perSecond a second,
+// while more holds.
+func (s *system) pace(perSecond, n int, more func() bool) {
+	s.t.Helper()
 	const senders = 16
 	per := time.Second * senders / time.Duration(perSecond)
-	end := time.Now().Add(d)
 	first := s.n
-	s.n += int(d/time.Second+1) * perSecond
+	s.n += n
 	var wg sync.WaitGroup
 	var failed, sent atomic.Int64
 	for k := range senders {
 		wg.Go(func() {
 			next := time.Now().Add(per * time.Duration(k) / senders)
-			for i := k; time.Now().Before(end); i += senders {
+			for i := k; i < n && more(); i += senders {
 				if w := time.Until(next); w > 0 {
 					time.Sleep(w) // pacing, not waiting for an outcome
 				}
