@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/hookpipe/hookpipe/devenv/proc"
 	"github.com/hookpipe/hookpipe/task"
@@ -95,7 +94,7 @@ func (r *ReceiverProcess) Start(t testing.TB) {
 		t.Fatalf("testenv: start receiver: %v", err)
 	}
 	r.cmd = cmd
-	Eventually(t, 30*time.Second, func() bool {
+	Eventually(t, ReadyTimeout, func() bool {
 		res, err := http.Get("http://" + r.Addr + "/readyz")
 		if err != nil {
 			return false

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hookpipe/hookpipe/devenv/proc"
+	"github.com/hookpipe/hookpipe/plumbing/redisconn"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -104,7 +105,7 @@ var (
 )
 
 // Redis returns the URL of a real Redis server and a key prefix unique to
-// this test. It uses REDIS_URL (default redis://127.0.0.1:6379) when that
+// this test. It uses REDIS_URL (default redisconn.DefaultURL) when that
 // answers and otherwise starts one redis-server from PATH for the whole test
 // binary. The test fails when neither is possible.
 func Redis(t testing.TB) (url, prefix string) {
@@ -112,7 +113,7 @@ func Redis(t testing.TB) (url, prefix string) {
 	sharedOnce.Do(func() {
 		url := os.Getenv("REDIS_URL")
 		if url == "" {
-			url = "redis://127.0.0.1:6379"
+			url = redisconn.DefaultURL
 		}
 		if Ping(url) == nil {
 			sharedURL = url
@@ -251,6 +252,11 @@ func startRedis(dir string, port int) (*RedisProcess, error) {
 	}
 	return nil, lastErr
 }
+
+// ReadyTimeout is how long a server a test started may take to answer that
+// it is ready. It is generous: on a machine whose cores are busy with
+// other tests, a start that takes a second when quiet can take many.
+const ReadyTimeout = time.Minute
 
 // Eventually polls cond every 10 ms until it holds, and fails the test with
 // msg when it still does not after timeout.

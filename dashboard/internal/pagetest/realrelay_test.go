@@ -92,7 +92,7 @@ func (s *system) startRelay() {
 		s.t.Fatal(err)
 	}
 	s.relay = cmd
-	testenv.Eventually(s.t, 20*time.Second, func() bool {
+	testenv.Eventually(s.t, testenv.ReadyTimeout, func() bool {
 		res, err := httpClient.Get(s.relayURL() + "/readyz")
 		if err != nil {
 			return false

@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hookpipe/hookpipe/devenv/testenv"
 	"github.com/hookpipe/hookpipe/receiver/internal/loadtest"
@@ -71,7 +70,7 @@ func TestHeyCountsEqualRedis(t *testing.T) {
 	defer m.Close()
 	ctx := context.Background()
 	base := strings.TrimSuffix(m.URL(), m.Config.Path)
-	testenv.Eventually(t, 10*time.Second, func() bool {
+	testenv.Eventually(t, testenv.ReadyTimeout, func() bool {
 		res, err := http.Get(base + "/readyz")
 		if err != nil {
 			return false

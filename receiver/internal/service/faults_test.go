@@ -133,7 +133,7 @@ func TestReceiverKilledUnderLoad(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		testenv.Eventually(t, 20*time.Second, func() bool {
+		testenv.Eventually(t, testenv.ReadyTimeout, func() bool {
 			res, err := http.Get("http://" + addr + "/readyz")
 			if err != nil {
 				return false
