@@ -16,6 +16,7 @@ import (
 type link struct {
 	d       *Dashboard
 	backoff backoff.Backoff
+	opened  int // sockets opened so far: every one after the first is a reconnect, counted in window.hookpipeStats.reconnects
 
 	mu      sync.Mutex
 	pending [][]byte
@@ -110,6 +111,10 @@ func (l *link) open(ctx app.Context, gen int) {
 			}
 			l.backoff.Reset()
 			l.d.conn = StateLive
+			if l.opened > 0 {
+				addStat("reconnects", 1)
+			}
+			l.opened++
 		})
 	})
 	on("onmessage", func(ev app.Value) {
