@@ -68,13 +68,14 @@ func Decode(data []byte) (Task, error) {
 			return Task{}, &FieldError{Field: fieldNames[f], Problem: "is required"}
 		}
 	}
-	d.t.BatchID = canonicalUUID(d.t.BatchID)
+	d.t.BatchID = CanonicalUUID(d.t.BatchID)
 	return d.t, d.t.Validate()
 }
 
-// canonicalUUID returns a UUID in lower case, its canonical form (RFC
-// 9562), so that the same batch written in upper case is the same batch.
-func canonicalUUID(s string) string {
+// CanonicalUUID returns a UUID in lower case, its canonical form (RFC
+// 9562), so that the same batch written in upper case is the same batch:
+// Decode stores batch ids so, and a batch is looked up so.
+func CanonicalUUID(s string) string {
 	for i := 0; i < len(s); i++ {
 		if 'A' <= s[i] && s[i] <= 'F' {
 			return strings.ToLower(s)

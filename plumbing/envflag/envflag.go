@@ -2,7 +2,9 @@
 // environment variable as well: a flag given on the command line wins over
 // the variable, the variable over the default. --help lists the flags in
 // groups, each with its type, variable and default; secrets are never
-// shown.
+// shown. A secret set but blank, by its variable or its flag, is an error
+// rather than no secret: "HOOKPIPE_WEBHOOK_SECRET=" in a deployment is a
+// secret that went missing, and must not read as one left out on purpose.
 package envflag
 
 import (
@@ -17,14 +19,14 @@ import (
 
 // Set is a flag set whose flags also read environment variables.
 type Set struct {
-	name   string
-	about  string
-	fs     *flag.FlagSet
-	getenv func(string) string
-	out    io.Writer
-	flags  []*binding
-	group  string
-	args   string // what the usage line says of positional arguments; "" refuses them
+	name      string
+	about     string
+	fs        *flag.FlagSet
+	lookupEnv func(string) (string, bool)
+	out       io.Writer
+	flags     []*binding
+	group     string
+	args      string // what the usage line says of positional arguments; "" refuses them
 }
 
 type binding struct {
@@ -35,8 +37,20 @@ type binding struct {
 // New returns a set for the command name (such as "receiver" or "producer
 // send"). about is printed under the usage line of --help; getenv looks
 // variables up (os.Getenv, or a map in tests); usage and errors go to out.
+// getenv cannot tell a variable set to "" from one unset, so both read as
+// unset, a secret's too: NewLookup tells them apart.
 func New(name, about string, getenv func(string) string, out io.Writer) *Set {
-	s := &Set{name: name, about: about, fs: flag.NewFlagSet(name, flag.ContinueOnError), getenv: getenv, out: out}
+	return NewLookup(name, about, func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	}, out)
+}
+
+// NewLookup returns a set like New whose variables are looked up with
+// lookupEnv (os.LookupEnv, or a map in tests): a variable set to "" then
+// reads as unset, except a secret's, which is an error.
+func NewLookup(name, about string, lookupEnv func(string) (string, bool), out io.Writer) *Set {
+	s := &Set{name: name, about: about, fs: flag.NewFlagSet(name, flag.ContinueOnError), lookupEnv: lookupEnv, out: out}
 	s.fs.SetOutput(out)
 	s.fs.Usage = s.usage
 	return s
@@ -63,9 +77,11 @@ func (s *Set) String(p *string, name, env, usage string) {
 	s.bind((*stringValue)(p), "string", name, env, usage, false)
 }
 
-// Secret binds p like String, but --help never shows its value.
+// Secret binds p like String, but --help never shows its value, and a
+// blank value (empty or only spaces) is an error: leaving the flag and its
+// variable unset is how to go without a secret.
 func (s *Set) Secret(p *string, name, env, usage string) {
-	s.bind((*stringValue)(p), "string", name, env, usage, true)
+	s.bind((*secretValue)(p), "string", name, env, usage, true)
 }
 
 // Bool binds p, whose current value is the default. On the command line
@@ -107,21 +123,31 @@ func (s *Set) Var(v flag.Value, name, env, usage string) {
 }
 
 // Parse applies the environment, then args. It returns flag.ErrHelp for
-// --help, and an error naming the variable or flag that does not parse.
-// Positional arguments are refused.
+// --help, and an error naming the variable or flag that does not parse,
+// or the secret that is set but blank. A variable set to "" reads as
+// unset, unless it is a secret's. Positional arguments are refused.
 func (s *Set) Parse(args []string) error {
+	var blank []*binding // secrets whose variable is set but blank
 	for _, b := range s.flags {
 		if b.env == "" {
 			continue
 		}
-		if v := s.getenv(b.env); v != "" {
-			if err := s.fs.Set(b.flag, v); err != nil {
-				shown := strconv.Quote(v)
-				if b.secret {
-					shown = "(hidden)"
-				}
-				return fmt.Errorf("%s: $%s=%s: %w", s.name, b.env, shown, err)
+		v, ok := s.lookupEnv(b.env)
+		switch {
+		case !ok:
+			continue
+		case b.secret && isBlank(v):
+			blank = append(blank, b)
+			continue
+		case v == "":
+			continue
+		}
+		if err := s.fs.Set(b.flag, v); err != nil {
+			shown := strconv.Quote(v)
+			if b.secret {
+				shown = "(hidden)"
 			}
+			return fmt.Errorf("%s: $%s=%s: %w", s.name, b.env, shown, err)
 		}
 	}
 	if err := s.fs.Parse(args); err != nil {
@@ -133,8 +159,19 @@ func (s *Set) Parse(args []string) error {
 	if s.fs.NArg() > 0 && s.args == "" {
 		return fmt.Errorf("%s: unexpected argument %q", s.name, s.fs.Arg(0))
 	}
+	given := map[string]bool{}
+	s.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, b := range blank {
+		// The flag wins over its variable: only a blank variable that
+		// would stand is wrong.
+		if !given[b.flag] {
+			return fmt.Errorf("%s: $%s is set but blank: unset it to run without one, or give a secret", s.name, b.env)
+		}
+	}
 	return nil
 }
+
+func isBlank(v string) bool { return strings.TrimSpace(v) == "" }
 
 // Usage writes --help: the usage line, about, and every flag by group.
 func (s *Set) Usage() { s.usage() }
@@ -188,6 +225,7 @@ func (s *Set) usage() {
 
 type (
 	stringValue   string
+	secretValue   string
 	boolValue     bool
 	intValue      int
 	int64Value    int64
@@ -198,6 +236,15 @@ type (
 
 func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
 func (v *stringValue) String() string     { return string(*v) }
+
+func (v *secretValue) Set(s string) error {
+	if isBlank(s) {
+		return errors.New("set but blank: leave the flag out to run without one, or give a secret")
+	}
+	*v = secretValue(s)
+	return nil
+}
+func (v *secretValue) String() string { return string(*v) }
 
 func (v *boolValue) Set(s string) error {
 	b, err := strconv.ParseBool(s)

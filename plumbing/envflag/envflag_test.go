@@ -138,3 +138,60 @@ func TestKindsGroupsAndSecrets(t *testing.T) {
 		t.Fatalf("bad int: %v", err)
 	}
 }
+
+// A secret set but blank, by its variable or its flag, is an error naming
+// it; unset is no secret. Other settings set to "" read as unset.
+func TestBlankSecret(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		secret string // the secret parsed
+		err    string // in the error; "" for none
+	}{
+		{"unset", nil, nil, "", ""},
+		{"set", nil, map[string]string{"SVC_SECRET": "s3cret"}, "s3cret", ""},
+		{"empty variable", nil, map[string]string{"SVC_SECRET": ""}, "", "svc: $SVC_SECRET is set but blank"},
+		{"variable of spaces", nil, map[string]string{"SVC_SECRET": "  "}, "", "svc: $SVC_SECRET is set but blank"},
+		{"empty flag", []string{"--secret", ""}, nil, "", "-secret: set but blank"},
+		{"flag of spaces", []string{"--secret= "}, map[string]string{"SVC_SECRET": "s3cret"}, "", "-secret: set but blank"},
+		{"empty variable, flag given", []string{"--secret", "s3cret"}, map[string]string{"SVC_SECRET": ""}, "s3cret", ""},
+		{"empty string variable", nil, map[string]string{"SVC_ADDR": ""}, "", ""},
+		{"help with an empty variable", []string{"--help"}, map[string]string{"SVC_SECRET": ""}, "", flag.ErrHelp.Error()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, secret := ":1", ""
+			s := envflag.NewLookup("svc", "", func(k string) (string, bool) {
+				v, ok := tt.env[k]
+				return v, ok
+			}, io.Discard)
+			s.String(&addr, "addr", "SVC_ADDR", "listen address")
+			s.Secret(&secret, "secret", "SVC_SECRET", "signing secret")
+			err := s.Parse(tt.args)
+			switch {
+			case tt.err == "" && err != nil:
+				t.Fatalf("Parse(%q) with %v: %v, want no error", tt.args, tt.env, err)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Fatalf("Parse(%q) with %v: %v, want an error with %q", tt.args, tt.env, err, tt.err)
+			case err == nil && (addr != ":1" || secret != tt.secret):
+				t.Fatalf("addr %q secret %q, want \":1\" and %q", addr, secret, tt.secret)
+			}
+		})
+	}
+
+	// New cannot see an empty variable, but a blank one or a blank flag
+	// is refused all the same.
+	for _, tt := range []struct {
+		args []string
+		env  string
+		ok   bool
+	}{{nil, "", true}, {nil, "  ", false}, {[]string{"--secret", ""}, "", false}} {
+		secret := ""
+		s := envflag.New("svc", "", func(string) string { return tt.env }, io.Discard)
+		s.Secret(&secret, "secret", "SVC_SECRET", "signing secret")
+		if err := s.Parse(tt.args); (err == nil) != tt.ok {
+			t.Errorf("New: Parse(%q) with $SVC_SECRET=%q: %v, want ok %v", tt.args, tt.env, err, tt.ok)
+		}
+	}
+}

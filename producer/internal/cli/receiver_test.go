@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,13 +81,18 @@ func newReceiver(t testing.TB, o receiverOptions) *receiver {
 	opt.MaxRetries = -1
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
+	// Without o.secret the variable is left unset, which is unsigned: set
+	// but blank, it would stop the receiver.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "HOOKPIPE_WEBHOOK_SECRET=") })
+	env = append(env, "NATS_URL="+ns.ClientURL(), "REDIS_URL="+redisURL, "HOOKPIPE_KEY_PREFIX="+prefix, "HOOKPIPE_LOG_FORMAT=text")
+	if o.secret != "" {
+		env = append(env, "HOOKPIPE_WEBHOOK_SECRET="+o.secret)
+	}
 	r := &receiver{
-		url:  "http://" + addr + "/consumetasks",
-		addr: addr,
-		bin:  bin,
-		env: append(os.Environ(),
-			"NATS_URL="+ns.ClientURL(), "REDIS_URL="+redisURL, "HOOKPIPE_KEY_PREFIX="+prefix,
-			"HOOKPIPE_WEBHOOK_SECRET="+o.secret, "HOOKPIPE_LOG_FORMAT=text"),
+		url:    "http://" + addr + "/consumetasks",
+		addr:   addr,
+		bin:    bin,
+		env:    env,
 		keys:   task.Keys{Prefix: prefix},
 		rdb:    rdb,
 		js:     testenv.JetStream(t, ns.ClientURL()),
@@ -108,7 +114,7 @@ func (r *receiver) start(t testing.TB) {
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("start receiver: %v", err)
 	}
-	testenv.Eventually(t, 20*time.Second, func() bool {
+	testenv.Eventually(t, testenv.ReadyTimeout, func() bool {
 		res, err := http.Get("http://" + r.addr + "/readyz")
 		if err != nil {
 			return false

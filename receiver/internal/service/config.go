@@ -43,8 +43,9 @@ type Config struct {
 	// KeyPrefix starts every Redis key; default "hookpipe:". HOOKPIPE_KEY_PREFIX.
 	KeyPrefix string
 	// WebhookSecret holds the signing secrets, "whsec_<base64>", separated by
-	// spaces; default none, which accepts unsigned requests.
-	// HOOKPIPE_WEBHOOK_SECRET.
+	// spaces; default none, which accepts unsigned requests. Parse refuses
+	// HOOKPIPE_WEBHOOK_SECRET or --webhook-secret set but blank: unset is
+	// how to take unsigned webhooks.
 	WebhookSecret string
 	// AllowUnsigned lets a receiver without a secret listen beyond
 	// loopback; default false: anyone who can reach it could then add tasks
@@ -169,10 +170,11 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Parse fills c from args and the environment (looked up with getenv) over
-// its current values, then validates it. Usage and errors go to out.
-func (c *Config) Parse(args []string, getenv func(string) string, out io.Writer) error {
-	fs := envflag.New("receiver", "Takes task webhooks, counts them in Redis and publishes them to NATS JetStream.", getenv, out)
+// Parse fills c from args and the environment (looked up with lookupEnv,
+// such as os.LookupEnv) over its current values, then validates it. A
+// secret set but blank is an error, not none. Usage and errors go to out.
+func (c *Config) Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) error {
+	fs := envflag.NewLookup("receiver", "Takes task webhooks, counts them in Redis and publishes them to NATS JetStream.", lookupEnv, out)
 	fs.Group("HTTP")
 	fs.String(&c.Addr, "addr", "HOOKPIPE_RECEIVER_ADDR", "listen address")
 	fs.String(&c.Path, "path", "HOOKPIPE_RECEIVER_PATH", "path webhooks are posted to")
@@ -182,7 +184,7 @@ func (c *Config) Parse(args []string, getenv func(string) string, out io.Writer)
 	c.Redis.Bind(fs)
 	fs.String(&c.KeyPrefix, "key-prefix", "HOOKPIPE_KEY_PREFIX", "prefix of every Redis key")
 	fs.Group("Webhooks")
-	fs.Secret(&c.WebhookSecret, "webhook-secret", "HOOKPIPE_WEBHOOK_SECRET", "signing secrets whsec_<base64>, space separated; empty accepts unsigned requests, on loopback only unless --allow-unsigned")
+	fs.Secret(&c.WebhookSecret, "webhook-secret", "HOOKPIPE_WEBHOOK_SECRET", "signing secrets whsec_<base64>, space separated; unset accepts unsigned requests, on loopback only unless --allow-unsigned")
 	fs.Bool(&c.AllowUnsigned, "allow-unsigned", "HOOKPIPE_ALLOW_UNSIGNED", "take unsigned webhooks on an address beyond loopback")
 	fs.Duration(&c.Tolerance, "webhook-tolerance", "HOOKPIPE_WEBHOOK_TOLERANCE", "largest accepted distance of a signed timestamp from now")
 	fs.Int(&c.MaxBodySize, "max-body-size", "HOOKPIPE_MAX_BODY_SIZE", "largest request body in bytes, else 413")

@@ -58,7 +58,7 @@ func NewMain() *Main { return &Main{Config: DefaultConfig()} }
 
 // ParseFlags reads the configuration from args and the environment.
 func (m *Main) ParseFlags(_ context.Context, args []string) error {
-	if err := m.Config.Parse(args, os.Getenv, os.Stderr); err != nil {
+	if err := m.Config.Parse(args, os.LookupEnv, os.Stderr); err != nil {
 		return err
 	}
 	if m.Log == nil {
@@ -148,7 +148,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Metrics.Registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hookpipe_fold_batches", Help: "Batches the fold keeps, in Redis and checkpoints."},
 			func() float64 { return float64(m.Fold.Batches()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hookpipe_redis_keys", Help: "Keys in Redis (DBSIZE, summed over a cluster's masters): hookpipe's counts and batches, and one seen key per webhook id remembered."},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hookpipe_redis_keys", Help: "Keys in the whole Redis database (DBSIZE, summed over a cluster's masters), other key prefixes' and applications' included; hookpipe's are its counts, its batches and one seen key per webhook id remembered."},
 			func() float64 {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				defer cancel()

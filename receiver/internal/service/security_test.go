@@ -34,9 +34,62 @@ func TestUnsignedOnlyOnLoopbackUnlessAllowed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := service.DefaultConfig()
-			err := c.Parse(tt.args, func(string) string { return "" }, io.Discard)
+			err := c.Parse(tt.args, lookupIn(nil), io.Discard)
 			if (err == nil) != tt.ok {
 				t.Fatalf("Parse(%q) = %v, want ok %v", tt.args, err, tt.ok)
+			}
+		})
+	}
+}
+
+// lookupIn looks variables up in env, as os.LookupEnv does in the
+// process's environment.
+func lookupIn(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}
+}
+
+// A secret set but blank is a secret that went missing on the way (an
+// empty variable in a deployment's file), not a choice of none: the
+// receiver refuses to start rather than take unsigned webhooks. Unset is
+// how to go without.
+func TestBlankSecretIsAnError(t *testing.T) {
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // in the error; "" for none
+	}{
+		{"unset: unsigned on loopback", nil, nil, ""},
+		{"empty variable", nil, map[string]string{"HOOKPIPE_WEBHOOK_SECRET": ""}, "HOOKPIPE_WEBHOOK_SECRET is set but blank"},
+		{"variable of spaces", nil, map[string]string{"HOOKPIPE_WEBHOOK_SECRET": " \t"}, "HOOKPIPE_WEBHOOK_SECRET is set but blank"},
+		{"empty flag", []string{"--webhook-secret", ""}, nil, "webhook-secret: set but blank"},
+		{"empty flag over a secret", []string{"--webhook-secret="}, map[string]string{"HOOKPIPE_WEBHOOK_SECRET": secret}, "webhook-secret: set but blank"},
+		{"empty variable, a secret by flag", []string{"--webhook-secret", secret}, map[string]string{"HOOKPIPE_WEBHOOK_SECRET": ""}, ""},
+		{"empty access token", nil, map[string]string{"HOOKPIPE_ACCESS_TOKEN": ""}, "HOOKPIPE_ACCESS_TOKEN is set but blank"},
+		{"empty access token flag", []string{"--access-token", ""}, nil, "access-token: set but blank"},
+		{"empty NATS password", nil, map[string]string{"NATS_PASSWORD": ""}, "NATS_PASSWORD is set but blank"},
+		{"empty NATS token", nil, map[string]string{"HOOKPIPE_NATS_TOKEN": ""}, "HOOKPIPE_NATS_TOKEN is set but blank"},
+		// Only secrets: another setting set to "" reads as unset, as before.
+		{"empty key prefix", nil, map[string]string{"HOOKPIPE_KEY_PREFIX": ""}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := service.DefaultConfig()
+			err := c.Parse(tt.args, lookupIn(tt.env), io.Discard)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Parse(%q) with %v: %v, want no error", tt.args, tt.env, err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("Parse(%q) with %v: %v, want an error with %q", tt.args, tt.env, err, tt.want)
+			case err != nil && strings.Contains(err.Error(), secret):
+				t.Fatalf("the error shows the secret: %v", err)
+			}
+			if err == nil && tt.args == nil && c.WebhookSecret != "" {
+				t.Fatalf("webhook secret %q, want none", c.WebhookSecret)
 			}
 		})
 	}

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -70,7 +72,7 @@ func start(t testing.TB, natsURL, redisURL, prefix string, configure func(*servi
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
 	e := &env{m: m, url: m.URL(), rdb: rdb, js: js, keys: task.Keys{Prefix: prefix}}
-	testenv.Eventually(t, 10*time.Second, func() bool {
+	testenv.Eventually(t, testenv.ReadyTimeout, func() bool {
 		res, err := http.Get(strings.TrimSuffix(e.url, m.Config.Path) + "/readyz")
 		if err != nil {
 			return false
@@ -305,10 +307,78 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 }
 
+// metric returns the value of an unlabelled metric as /metrics serves it,
+// and the metric's help.
+func (e *env) metric(t testing.TB, name string) (value float64, help string) {
+	t.Helper()
+	res, err := http.Get(strings.TrimSuffix(e.url, e.m.Config.Path) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	value = -1
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSpace(line)
+		if h, ok := strings.CutPrefix(line, "# HELP "+name+" "); ok {
+			help = h
+		}
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			if value, err = strconv.ParseFloat(v, 64); err != nil {
+				t.Fatalf("%s: %q", name, line)
+			}
+		}
+	}
+	return value, help
+}
+
+// hookpipe_fold_batches is the batches the fold keeps and
+// hookpipe_redis_keys every key of the Redis database: on a Redis of the
+// test's own, the counts hash, the batch index, a hash per batch and a
+// seen key per webhook id, and a key of anyone else's too.
+func TestMetricsOfWhatRedisHolds(t *testing.T) {
+	e, rp := privateEnv(t)
+	const withID, withoutID = 6, 2
+	for i := range withID + withoutID {
+		tk := sampleTask(i)
+		tk.BatchID = []string{"0f8fad5b-d9cb-469f-a165-70867728950e", "7c9e6679-7425-40de-944b-e07fc1f90ae7"}[i%2]
+		id := fmt.Sprintf("msg_metrics_%d", i)
+		if i >= withID {
+			id = ""
+		}
+		if r := e.post(t, id, tk.Encode(), nil); r.status != 200 {
+			t.Fatalf("post %d: %d %s", i, r.status, r.body)
+		}
+	}
+	e.counts(t)
+	check := func(wantKeys float64) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			batches, _ := e.metric(t, "hookpipe_fold_batches")
+			keys, _ := e.metric(t, "hookpipe_redis_keys")
+			if batches == 2 && keys == wantKeys {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("hookpipe_fold_batches %v, want 2; hookpipe_redis_keys %v, want %v", batches, keys, wantKeys)
+			}
+		}
+	}
+	// The counts hash, the batch index, two batch hashes, a seen key per id.
+	check(4 + withID)
+	if err := rp.Client(t).Set(context.Background(), "another-application:key", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	check(4 + withID + 1)
+	if _, help := e.metric(t, "hookpipe_redis_keys"); !strings.Contains(help, "whole Redis database") {
+		t.Errorf("hookpipe_redis_keys help %q does not say it counts the whole database", help)
+	}
+}
+
 func TestConfigFromEnvAndFlags(t *testing.T) {
 	env := map[string]string{"HOOKPIPE_RECEIVER_ADDR": "127.0.0.1:7000", "HOOKPIPE_MAX_BODY_SIZE": "1000", "REDIS_URL": "redis://r:1"}
 	c := service.DefaultConfig()
-	if err := c.Parse([]string{"--addr", "127.0.0.1:7001"}, func(k string) string { return env[k] }, io.Discard); err != nil {
+	if err := c.Parse([]string{"--addr", "127.0.0.1:7001"}, lookupIn(env), io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if c.Addr != "127.0.0.1:7001" || c.MaxBodySize != 1000 || c.Redis.URL != "redis://r:1" {
@@ -319,7 +389,7 @@ func TestConfigFromEnvAndFlags(t *testing.T) {
 		// inside the duplicate window.
 		{"--dedupe-ttl", "25h"}, {"--dedupe-ttl", "2h", "--stream-max-age", "1h"}, {"--dedupe-ttl", "5m"}} {
 		c := service.DefaultConfig()
-		if err := c.Parse(bad, func(string) string { return "" }, io.Discard); err == nil {
+		if err := c.Parse(bad, lookupIn(nil), io.Discard); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)
 		}
 	}
@@ -566,6 +636,92 @@ func TestIDReusedForAnotherTaskIs409(t *testing.T) {
 	}
 	if _, total := e.streamMsgs(t); total != 1 {
 		t.Fatalf("stream holds %d messages, want 1", total)
+	}
+}
+
+// fingerprintV1 is the fingerprint receivers wrote before version 2: the
+// FNV-64a of the canonical encoding, in base 36, without prefix.
+func fingerprintV1(encoded []byte) string {
+	h := fnv.New64a()
+	h.Write(encoded)
+	return strconv.FormatUint(h.Sum64(), 36)
+}
+
+// A retry of a task remembered under the fingerprint of version 1, in its
+// seen key or in the header of its stored message (an older receiver
+// wrote them, within the dedupe window), is still a retry of the same
+// task: 200 duplicate with the stored sequence, not 409; the id for
+// another task is still 409.
+func TestRetryUnderTheOldFingerprintIsADuplicate(t *testing.T) {
+	const id = "msg_under_the_old_fingerprint"
+	tk := sampleTask(4)
+	body := tk.Encode()
+	old := fingerprintV1(body)
+	ctx := context.Background()
+	// publishOld stores tk under id as an older receiver did.
+	publishOld := func(t *testing.T, e *env) uint64 {
+		t.Helper()
+		m := nats.NewMsg(tk.Priority.Subject())
+		m.Data = body
+		m.Header.Set(jetstream.MsgIDHeader, id)
+		m.Header.Set(task.HeaderFingerprint, old)
+		var ack *jetstream.PubAck
+		testenv.Eventually(t, 10*time.Second, func() bool {
+			var err error
+			ack, err = e.js.PublishMsg(ctx, m) // once the receiver made the stream
+			return err == nil
+		}, "could not publish to the stream")
+		e.counts(t)
+		return ack.Sequence
+	}
+	for _, tt := range []struct {
+		name string
+		// store stores tk under id as an older receiver left it, and
+		// returns its sequence.
+		store func(t *testing.T, e *env) uint64
+	}{
+		{"seen key", func(t *testing.T, e *env) uint64 {
+			r := e.post(t, id, body, nil)
+			if r.status != 200 {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			e.counts(t) // the fold has written the seen key
+			seq := task.ParseAnswer([]byte(r.body)).Seq
+			if err := e.rdb.Set(ctx, e.keys.Seen(id), task.Seen{Fingerprint: old, Seq: seq}.String(), time.Hour).Err(); err != nil {
+				t.Fatal(err)
+			}
+			return seq
+		}},
+		{"stored message and the seen key folded from it", func(t *testing.T, e *env) uint64 {
+			seq := publishOld(t, e)
+			if v, _ := e.rdb.Get(ctx, e.keys.Seen(id)).Result(); v != (task.Seen{Fingerprint: old, Seq: seq}).String() {
+				t.Fatalf("seen key %q, want the old fingerprint %s and sequence %d", v, old, seq)
+			}
+			return seq
+		}},
+		{"stored message, seen key lost", func(t *testing.T, e *env) uint64 {
+			seq := publishOld(t, e)
+			e.rdb.Del(ctx, e.keys.Seen(id))
+			return seq
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			seq := tt.store(t, e)
+			r := e.post(t, id, body, nil)
+			if a := task.ParseAnswer([]byte(r.body)); r.status != 200 || a.Status != task.StatusDuplicate || a.Seq != seq {
+				t.Fatalf("retry: %d %s, want 200 duplicate with sequence %d", r.status, r.body, seq)
+			}
+			if r := e.post(t, id, sampleTask(5).Encode(), nil); r.status != 409 {
+				t.Fatalf("the id for another task: %d %s, want 409", r.status, r.body)
+			}
+			if got := e.counts(t).Total(); got != 1 {
+				t.Fatalf("total %d, want 1", got)
+			}
+			if _, total := e.streamMsgs(t); total != 1 {
+				t.Fatalf("stream holds %d messages, want 1", total)
+			}
+		})
 	}
 }
 

@@ -45,6 +45,8 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "batch id must be a UUID")
 		return
 	}
+	// Stored under its canonical form, whatever case the sender wrote.
+	id = task.CanonicalUUID(id)
 	b, err := s.batches.Get(r.Context(), id)
 	switch {
 	case errors.Is(err, batches.ErrNotFound):

@@ -64,6 +64,27 @@ func TestBatches(t *testing.T) {
 	}
 }
 
+// A batch id written in upper case names the batch stored under its
+// canonical, lower-case form, as the receiver stores it.
+func TestBatchIDInUpperCase(t *testing.T) {
+	e := newEnv(t)
+	r := startRelay(t, e.config())
+	ctx := context.Background()
+	const id = "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+	e.rdb.HSet(ctx, e.keys.Batch(id), "Major", 7)
+	e.rdb.ZAdd(ctx, e.keys.Batches(), redisZ(1_700_000_000_000, id))
+	for _, asked := range []string{id, strings.ToUpper(id), "6BA7B810-9dad-11D1-80b4-00C04FD430C8"} {
+		code, body := httpGet(t, "http://"+r.Addr()+"/batches/"+asked, nil)
+		var b task.BatchSummary
+		if code != 200 || json.Unmarshal([]byte(body), &b) != nil || b.BatchID != id || b.Counts.Of(task.Major) != 7 {
+			t.Errorf("GET /batches/%s: %d %s; want 200 with batch %s and Major 7", asked, code, body, id)
+		}
+	}
+	if n, _ := e.rdb.Exists(ctx, e.keys.Batch(strings.ToUpper(id))).Result(); n != 0 {
+		t.Error("a lookup created a batch under the upper-case id")
+	}
+}
+
 func TestCORS(t *testing.T) {
 	e := newEnv(t)
 	r := startRelay(t, e.config())
