@@ -5,7 +5,7 @@
 // it prefixes with their names.
 //
 // make run-all and the end-to-end test both run through it, so the test
-// exercises the wiring people use.
+// exercises the wiring people use; Main is run-all itself.
 package stack
 
 import (
@@ -30,13 +30,17 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hookpipe/hookpipe/devenv/proc"
+	"github.com/hookpipe/hookpipe/plumbing/logging"
+	"github.com/hookpipe/hookpipe/plumbing/natsconn"
+	"github.com/hookpipe/hookpipe/plumbing/redisconn"
 	"github.com/hookpipe/hookpipe/plumbing/taskstream"
 	"github.com/hookpipe/hookpipe/task"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/redis/go-redis/v9"
 )
 
-// Options configures a Stack. Zero fields take the defaults given.
+// Options configures a Stack. Zero fields take the defaults given, which
+// DefaultOptions returns.
 type Options struct {
 	// BinDir holds the receiver, relay, dashboard and producer binaries;
 	// default "bin".
@@ -44,9 +48,9 @@ type Options struct {
 	// DataDir holds the embedded NATS server's JetStream files and the
 	// local Redis's append-only file; default ".data".
 	DataDir string
-	// NATSURL is tried first; default $NATS_URL, else nats://127.0.0.1:4222.
+	// NATSURL is tried first; default $NATS_URL, else natsconn.DefaultURL.
 	NATSURL string
-	// RedisURL is tried first; default $REDIS_URL, else redis://127.0.0.1:6379.
+	// RedisURL is tried first; default $REDIS_URL, else redisconn.DefaultURL.
 	RedisURL string
 	// NoExternal skips the servers at NATSURL and RedisURL and always starts
 	// private ones, as tests do.
@@ -64,7 +68,8 @@ type Options struct {
 	Env []string
 	// Out receives every component's log lines, prefixed; default stderr.
 	Out io.Writer
-	// Log receives the stack's own lines; default text to Out.
+	// Log receives the stack's own lines; default the logging package's
+	// default (text at info) to Out, each line prefixed "run-all".
 	Log *slog.Logger
 }
 
@@ -101,24 +106,41 @@ type child struct {
 	done chan struct{}
 }
 
+// DefaultOptions returns the defaults documented on Options, all but
+// those of NATSURL and RedisURL, which Start looks up in the environment,
+// and of Out and Log.
+func DefaultOptions() Options {
+	return Options{
+		BinDir:        "bin",
+		DataDir:       ".data",
+		Host:          task.LoopbackHost,
+		ReceiverPort:  task.ReceiverPort,
+		RelayPort:     task.RelayPort,
+		DashboardPort: task.DashboardPort,
+		ProducerPort:  task.ProducerPort,
+		WebDir:        filepath.Join("dashboard", "web"),
+	}
+}
+
 func (o *Options) setDefaults() {
+	d := DefaultOptions()
 	if o.BinDir == "" {
-		o.BinDir = "bin"
+		o.BinDir = d.BinDir
 	}
 	if o.DataDir == "" {
-		o.DataDir = ".data"
+		o.DataDir = d.DataDir
 	}
 	if o.NATSURL == "" {
-		o.NATSURL = envOr("NATS_URL", "nats://127.0.0.1:4222")
+		o.NATSURL = envOr("NATS_URL", natsconn.DefaultURL)
 	}
 	if o.RedisURL == "" {
-		o.RedisURL = envOr("REDIS_URL", "redis://127.0.0.1:6379")
+		o.RedisURL = envOr("REDIS_URL", redisconn.DefaultURL)
 	}
 	if o.Host == "" {
-		o.Host = task.LoopbackHost
+		o.Host = d.Host
 	}
 	if o.WebDir == "" {
-		o.WebDir = filepath.Join("dashboard", "web")
+		o.WebDir = d.WebDir
 	}
 	if o.Out == nil {
 		o.Out = os.Stderr
@@ -126,7 +148,7 @@ func (o *Options) setDefaults() {
 	for _, p := range []struct {
 		port *int
 		def  int
-	}{{&o.ReceiverPort, task.ReceiverPort}, {&o.RelayPort, task.RelayPort}, {&o.DashboardPort, task.DashboardPort}, {&o.ProducerPort, task.ProducerPort}} {
+	}{{&o.ReceiverPort, d.ReceiverPort}, {&o.RelayPort, d.RelayPort}, {&o.DashboardPort, d.DashboardPort}, {&o.ProducerPort, d.ProducerPort}} {
 		if *p.port == 0 {
 			*p.port = p.def
 		}
@@ -146,7 +168,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	opts.setDefaults()
 	s := &Stack{opts: opts, log: opts.Log, done: make(chan struct{})}
 	if s.log == nil {
-		s.log = slog.New(slog.NewTextHandler(&proc.LineWriter{Name: "run-all", Out: opts.Out}, nil))
+		s.log = logging.DefaultConfig().New(&proc.LineWriter{Name: "run-all", Out: opts.Out})
 	}
 	if err := s.start(ctx); err != nil {
 		s.Close()
@@ -227,7 +249,9 @@ func (s *Stack) startNATS() error {
 		s.log.Info("using NATS", "url", o.NATSURL)
 		return nil
 	}
-	port := 4222
+	// The default port when it is free, so that tools run without NATS_URL
+	// find the server.
+	port := server.DEFAULT_PORT
 	if o.NoExternal || !proc.PortFree(o.Host, port) {
 		port = -1
 	}
@@ -594,7 +618,7 @@ func natsAnswers(rawURL string) bool {
 	}
 	port := u.Port()
 	if port == "" {
-		port = "4222"
+		port = strconv.Itoa(server.DEFAULT_PORT)
 	}
 	c, err := net.DialTimeout("tcp", net.JoinHostPort(u.Hostname(), port), 500*time.Millisecond)
 	if err != nil {

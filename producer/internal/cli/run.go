@@ -19,6 +19,7 @@ import (
 	"github.com/hookpipe/hookpipe/producer/internal/page"
 	"github.com/hookpipe/hookpipe/producer/internal/record"
 	"github.com/hookpipe/hookpipe/producer/internal/send"
+	"github.com/hookpipe/hookpipe/task"
 )
 
 // Main is the producer's program: ParseFlags picks the command and reads
@@ -45,10 +46,10 @@ type Main struct {
 
 var _ program.Job = (*Main)(nil)
 
-const usage = `producer makes batches of fake tasks and sends them as webhooks.
+var usage = `producer makes batches of fake tasks and sends them as webhooks.
 
 Usage:
-  producer [serve] [flags]      serve the page with "Produce Tasks" (default 127.0.0.1:5000)
+  producer [serve] [flags]      serve the page with "Produce Tasks" (default ` + task.LoopbackAddr(task.ProducerPort) + `)
   producer send [flags]         send batches, printing "i out of n -- status -- task"
   producer record [flags]       write generated batches as JSON Lines
   producer replay [flags] FILE...  re-send recorded batches

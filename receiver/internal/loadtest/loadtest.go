@@ -175,7 +175,10 @@ func Bare() (url string, stop func(), err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	accepted := []byte(`{"status":"accepted","seq":12345}`) // as long as the receiver's
+	// The receiver's answer to a new task, encoded by the same code, with a
+	// sequence of a realistic length so that the body is as long as the
+	// receiver's.
+	accepted := task.Answer{Status: task.StatusAccepted, Seq: 12345}.AppendJSON(nil)
 	srv := &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
 			ctx.SetContentType("application/json")
@@ -185,7 +188,7 @@ func Bare() (url string, stop func(), err error) {
 		NoDefaultDate:      true,
 	}
 	go srv.Serve(ln)
-	return "http://" + ln.Addr().String() + "/consumetasks", func() { srv.Shutdown() }, nil
+	return "http://" + ln.Addr().String() + task.ReceiverPath, func() { srv.Shutdown() }, nil
 }
 
 // Summary formats a result on one line.

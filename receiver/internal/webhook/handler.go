@@ -104,7 +104,7 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 
 func (h *Handler) path() string {
 	if h.Path == "" {
-		return "/consumetasks"
+		return task.ReceiverPath
 	}
 	return h.Path
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -94,7 +95,7 @@ func DefaultConfig() Config {
 		Redis:           redisconn.DefaultOptions(),
 		Stream:          task.DefaultStreamSettings(),
 		KeyPrefix:       task.DefaultKeyPrefix,
-		Origins:         []string{"http://localhost:8080", "http://127.0.0.1:8080"},
+		Origins:         []string{"http://localhost:" + strconv.Itoa(task.DashboardPort), "http://" + task.LoopbackAddr(task.DashboardPort)},
 		MaxConnsPerIP:   64,
 		JoinRate:        5,
 		JoinBurst:       20,
