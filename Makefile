@@ -18,7 +18,7 @@ GOBIN   := $(shell $(GO) env GOPATH)/bin
 HEY     := $(GOBIN)/hey
 FUZZTIME ?= 10s
 
-.PHONY: help build wasm run-all build-cluster run-cluster test-cluster test lint fuzz bench bench-receiver bench-relay bench-dashboard loadtest verify replay replay-same-ids hey clean
+.PHONY: help build wasm run-all build-cluster run-cluster bench-cluster test-cluster test lint fuzz bench bench-receiver bench-relay bench-dashboard loadtest verify replay replay-same-ids hey clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -46,6 +46,10 @@ build-cluster: build ## build everything and nats-server, which the cluster runs
 
 run-cluster: build-cluster ## 3 NATS nodes, a Redis Cluster (3 masters, 3 replicas), 2 receivers on one port, 2 relays, dashboard, producer
 	$(BIN)/run-cluster
+
+bench-cluster: build-cluster hey ## the receiver bench on the cluster (stream R3, Redis Cluster) beside one NATS and one Redis, same run, with the ratio; the relay bench on two relays of each
+	$(GO) build -o $(BIN)/ ./relay/cmd/relaybench
+	$(GO) run ./receiver/cmd/loadtest cluster -bin $(BIN) -relaybench $(BIN)/relaybench
 
 test-cluster: build-cluster ## kill NATS, Redis, receiver and relay nodes of a cluster under load; nothing acknowledged is lost
 	HOOKPIPE_CLUSTER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m -v ./devenv/cluster

@@ -53,6 +53,11 @@ type Options struct {
 	// NoDashboard leaves out the dashboard and the producer, as the
 	// cluster tests do.
 	NoDashboard bool
+	// Single runs one NATS node and one Redis server (no cluster, no
+	// replica, the stream on one replica) under the same receivers and
+	// relays: the baseline that make bench-cluster measures the cluster
+	// against.
+	Single bool
 	// FixedPorts puts the NATS nodes on 4231-4233 (routes 6231-6233,
 	// monitoring 8231-8233) and the Redis nodes on 7001-7006, so that a
 	// cluster started again finds its data; otherwise every node takes a
@@ -188,7 +193,10 @@ func addr(port int) string { return host + ":" + strconv.Itoa(port) }
 // JetStream on disk under DataDir.
 func (c *Cluster) startNATS(ctx context.Context) error {
 	type ports struct{ client, route, monitor int }
-	var ps [3]ports
+	ps := make([]ports, 3)
+	if c.opts.Single {
+		ps = ps[:1]
+	}
 	for i := range ps {
 		if c.opts.FixedPorts {
 			ps[i] = ports{4231 + i, 6231 + i, 8231 + i}
@@ -213,8 +221,11 @@ func (c *Cluster) startNATS(ctx context.Context) error {
 		n := &Node{Name: name, Addr: addr(p.client), Health: "http://" + addr(p.monitor) + "/healthz",
 			bin: filepath.Join(c.opts.BinDir, "nats-server"),
 			args: []string{"-a", host, "-p", strconv.Itoa(p.client), "-m", strconv.Itoa(p.monitor), "-n", name,
-				"-js", "-sd", filepath.Join(c.opts.DataDir, name), "--cluster_name", "hookpipe",
-				"--cluster", "nats://" + addr(p.route), "--routes", strings.Join(routes, ",")}}
+				"-js", "-sd", filepath.Join(c.opts.DataDir, name)}}
+		if !c.opts.Single {
+			n.args = append(n.args, "--cluster_name", "hookpipe",
+				"--cluster", "nats://"+addr(p.route), "--routes", strings.Join(routes, ","))
+		}
 		c.NATS = append(c.NATS, n)
 		if err := c.spawn(n, nil); err != nil {
 			return err
@@ -231,6 +242,9 @@ func (c *Cluster) startNATS(ctx context.Context) error {
 // startRedis starts six redis-server processes in cluster mode and, the
 // first time, makes them a cluster of three masters with a replica each.
 func (c *Cluster) startRedis(ctx context.Context) error {
+	if c.opts.Single {
+		return c.startOneRedis(ctx)
+	}
 	var addrs []string
 	for i := range 6 {
 		port, err := freePort()
@@ -278,6 +292,27 @@ func (c *Cluster) startRedis(ctx context.Context) error {
 	return nil
 }
 
+// startOneRedis starts the one redis-server of a Single topology.
+func (c *Cluster) startOneRedis(ctx context.Context) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(c.opts.DataDir, "redis-"+strconv.Itoa(port))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	n := &Node{Name: "redis-" + strconv.Itoa(port), Addr: addr(port), bin: "redis-server",
+		args: []string{"--bind", host, "--port", strconv.Itoa(port), "--dir", dir,
+			"--appendonly", "yes", "--save", "", "--protected-mode", "yes"}}
+	c.Redis = []*Node{n}
+	if err := c.spawn(n, nil); err != nil {
+		return err
+	}
+	c.RedisURL = "redis://" + n.Addr
+	return c.waitRedis(ctx, n.Addr)
+}
+
 // redisFormed reports whether the Redis nodes already form the cluster,
 // from a run before on the same ports and data.
 func (c *Cluster) redisFormed(ctx context.Context) bool {
@@ -321,11 +356,15 @@ func (c *Cluster) startServices(ctx context.Context) error {
 	}
 	c.DashboardURL = "http://" + addr(o.DashboardPort)
 	c.ProducerURL = "http://" + addr(o.ProducerPort)
+	mode, replicas := "cluster", "3"
+	if o.Single {
+		mode, replicas = "single", "1"
+	}
 	env := []string{
 		"NATS_URL=" + c.NATSURL,
 		"REDIS_URL=" + c.RedisURL,
-		"HOOKPIPE_REDIS_MODE=cluster",
-		"HOOKPIPE_STREAM_REPLICAS=3",
+		"HOOKPIPE_REDIS_MODE=" + mode,
+		"HOOKPIPE_STREAM_REPLICAS=" + replicas,
 		"HOOKPIPE_RELAY_ORIGINS=" + c.DashboardURL + " http://localhost:" + strconv.Itoa(o.DashboardPort),
 	}
 	for i := range 2 {

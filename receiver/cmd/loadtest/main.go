@@ -5,6 +5,9 @@
 //	loadtest bench   hey against a receiver it starts (Redis and JetStream
 //	                 writes on) and against a bare fasthttp handler, in the
 //	                 same run with the same settings, and prints the ratio
+//	loadtest cluster hey against the receivers of a NATS and Redis cluster and
+//	                 of the same topology on one node each, same run, with
+//	                 the ratio; -relaybench adds the relay bench on both
 package main
 
 import (
@@ -26,6 +29,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hookpipe/hookpipe/devenv/proc"
+	"github.com/hookpipe/hookpipe/plumbing/natsconn"
+	"github.com/hookpipe/hookpipe/plumbing/redisconn"
 	"github.com/hookpipe/hookpipe/receiver/internal/loadtest"
 	"github.com/hookpipe/hookpipe/receiver/internal/service"
 	"github.com/hookpipe/hookpipe/task"
@@ -43,8 +49,8 @@ func main() {
 		}
 		return
 	}
-	if len(os.Args) < 2 || (os.Args[1] != "run" && os.Args[1] != "bench") {
-		fmt.Fprintln(os.Stderr, "usage: loadtest run|bench [flags]   (loadtest run --help for the flags)")
+	if len(os.Args) < 2 || !slices.Contains([]string{"run", "bench", "cluster"}, os.Args[1]) {
+		fmt.Fprintln(os.Stderr, "usage: loadtest run|bench|cluster [flags]   (loadtest run --help for the flags)")
 		os.Exit(2)
 	}
 	var err error
@@ -53,6 +59,8 @@ func main() {
 		err = run(ctx, os.Args[2:])
 	case "bench":
 		err = bench(ctx, os.Args[2:])
+	case "cluster":
+		err = benchCluster(ctx, os.Args[2:])
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -72,9 +80,9 @@ func env(k, def string) string {
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("loadtest run", flag.ContinueOnError)
-	url := fs.String("url", env("WEBHOOK_RECEIVER_URL", "http://127.0.0.1:5001/consumetasks"), "receiver URL ($WEBHOOK_RECEIVER_URL)")
-	redisURL := fs.String("redis-url", env("REDIS_URL", "redis://127.0.0.1:6379"), "the receiver's Redis ($REDIS_URL)")
-	natsURL := fs.String("nats-url", env("NATS_URL", "nats://127.0.0.1:4222"), "the receiver's NATS, whose stream the counts must reach ($NATS_URL)")
+	url := fs.String("url", env("WEBHOOK_RECEIVER_URL", task.DefaultReceiverURL()), "receiver URL ($WEBHOOK_RECEIVER_URL)")
+	redisURL := fs.String("redis-url", env("REDIS_URL", redisconn.DefaultURL), "the receiver's Redis ($REDIS_URL)")
+	natsURL := fs.String("nats-url", env("NATS_URL", natsconn.DefaultURL), "the receiver's NATS, whose stream the counts must reach ($NATS_URL)")
 	prefix := fs.String("key-prefix", env("HOOKPIPE_KEY_PREFIX", task.DefaultKeyPrefix), "the receiver's key prefix ($HOOKPIPE_KEY_PREFIX)")
 	n := fs.Int("n", 50000, "requests")
 	c := fs.Int("c", 50, "concurrent connections")
@@ -112,7 +120,7 @@ func bench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("loadtest bench", flag.ContinueOnError)
 	n := fs.Int("n", 50000, "requests per run")
 	c := fs.Int("c", 50, "concurrent connections")
-	redisURL := fs.String("redis-url", env("REDIS_URL", "redis://127.0.0.1:6379"), "Redis to count in, under a private key prefix that is deleted afterwards ($REDIS_URL)")
+	redisURL := fs.String("redis-url", env("REDIS_URL", redisconn.DefaultURL), "Redis to count in, under a private key prefix that is deleted afterwards ($REDIS_URL)")
 	rounds := fs.Int("rounds", 3, "alternating bare and receiver runs; the ratio reported is the median of the rounds'")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the receiver's runs to this file")
 	if err := fs.Parse(args); err != nil {
@@ -251,7 +259,7 @@ func serveNATS(ctx context.Context, port, dir string) error {
 	if err != nil {
 		return err
 	}
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: p, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	ns, err := server.NewServer(&server.Options{Host: task.LoopbackHost, Port: p, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
 	if err != nil {
 		return err
 	}
@@ -269,19 +277,26 @@ func startNATSProcess(ctx context.Context) (url string, pid int, stop func(), er
 	if err != nil {
 		return "", 0, nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := proc.FreePort(task.LoopbackHost)
 	if err != nil {
+		os.RemoveAll(dir)
 		return "", 0, nil, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	self, err := os.Executable()
 	if err != nil {
+		os.RemoveAll(dir)
 		return "", 0, nil, err
 	}
 	cmd := exec.CommandContext(ctx, self, natsServerCmd, strconv.Itoa(port), filepath.Join(dir, "js"))
 	cmd.Stderr = os.Stderr
+	// The server dies with the bench even when the bench is killed. In a
+	// process group of its own it no longer gets Ctrl-C from the terminal,
+	// so the bench's context, which Ctrl-C ends, stops it as stop does.
+	cmd.SysProcAttr = proc.ChildAttr()
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
 		return "", 0, nil, err
 	}
 	stop = func() {
@@ -289,9 +304,10 @@ func startNATSProcess(ctx context.Context) (url string, pid int, stop func(), er
 		cmd.Wait()
 		os.RemoveAll(dir)
 	}
-	url = "nats://127.0.0.1:" + strconv.Itoa(port)
+	addr := task.LoopbackAddr(port)
+	url = "nats://" + addr
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return url, cmd.Process.Pid, stop, nil
 		}

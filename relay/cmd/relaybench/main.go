@@ -24,6 +24,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -52,7 +53,7 @@ type options struct {
 	clients   int
 	rate      int
 	duration  time.Duration
-	relayURL  string
+	relayURLs []string
 	receiver  string
 	recvBin   string
 	natsURL   string
@@ -84,7 +85,10 @@ func main() {
 	flag.IntVar(&o.clients, "clients", 1000, "WebSocket clients to open")
 	flag.IntVar(&o.rate, "rate", 2000, "tasks sent per second")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long to send")
-	flag.StringVar(&o.relayURL, "relay", "", "base URL of a running relay (default: start one as a child process)")
+	flag.Func("relay", "base URLs of running relays, separated by spaces or commas, the clients spread evenly over them (default: start one as a child process)", func(v string) error {
+		o.relayURLs = strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' })
+		return nil
+	})
 	flag.StringVar(&o.receiver, "receiver", "", "URL of a running receiver's /consumetasks to post webhooks to")
 	flag.StringVar(&o.recvBin, "receiver-bin", "", "run this receiver binary as a child process, on the bench's NATS and Redis, and post webhooks to it")
 	flag.StringVar(&o.natsURL, "nats-url", "", "NATS to use (default: start an embedded one; env NATS_URL is not read so that a bench never writes to a shared stream by accident)")
@@ -170,7 +174,9 @@ func run(ctx context.Context, o options) error {
 	}
 	var st jetstream.Stream
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		if st, err = js.CreateOrUpdateStream(ctx, taskstream.Config(task.DefaultStreamSettings())); err == nil {
+		// An existing stream, a cluster's with its replicas, keeps its
+		// settings.
+		if st, err = taskstream.Ensure(ctx, js, task.DefaultStreamSettings(), slog.New(slog.DiscardHandler)); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -188,21 +194,31 @@ func run(ctx context.Context, o options) error {
 		defer stopChild(recv)
 	}
 	var child *exec.Cmd
-	if o.relayURL == "" {
-		child, o.relayURL, err = startRelay(ctx, o)
+	if len(o.relayURLs) == 0 {
+		var u string
+		child, u, err = startRelay(ctx, o)
 		if err != nil {
 			return err
 		}
 		defer stopChild(child)
+		o.relayURLs = []string{u}
 	}
-	fmt.Printf("relaybench: %d clients, %d tasks/s for %v, through the receiver at %s, relay %s\n", o.clients, o.rate, o.duration, o.receiver, o.relayURL)
+	fmt.Printf("relaybench: %d clients, %d tasks/s for %v, through the receiver at %s, relay %s\n", o.clients, o.rate, o.duration, o.receiver, strings.Join(o.relayURLs, " "))
 
 	// Idle connections.
 	rss0 := rssOf(child)
 	lat := newHistogram()
-	clients, err := connect(ctx, o.relayURL, o.clients, false, lat)
-	if err != nil {
-		return err
+	var clients []*client
+	for i, u := range o.relayURLs {
+		share := o.clients / len(o.relayURLs)
+		if i < o.clients%len(o.relayURLs) {
+			share++
+		}
+		cs, err := connect(ctx, u, share, false, lat)
+		clients = append(clients, cs...)
+		if err != nil {
+			return err
+		}
 	}
 	defer func() {
 		for _, c := range clients {
@@ -220,7 +236,7 @@ func run(ctx context.Context, o options) error {
 	for _, c := range clients {
 		c.frames.Store(0)
 	}
-	frames0, bytes0 := relayMetric(o.relayURL, "frames_sent_total"), relayMetric(o.relayURL, "bytes_sent_total")
+	frames0, bytes0 := relayMetric(o.relayURLs, "frames_sent_total"), relayMetric(o.relayURLs, "bytes_sent_total")
 	ackTimes = &acks{at: make([]atomic.Int64, int(float64(o.rate)*o.duration.Seconds()*1.2)+10000)}
 	lat.on.Store(true)
 	cpu0, self0, recv0, nats0 := cpuOf(child), selfCPU(), cpuOf(recv), cpuOf(natsCmd)
@@ -260,8 +276,10 @@ func run(ctx context.Context, o options) error {
 		}
 		fmt.Printf("\nrelay RSS after load %.1f MiB\n", mib(rssOf(child)))
 	}
-	if m := scrape(o.relayURL); m != "" {
-		fmt.Printf("relay metrics: %s\n", m)
+	for _, u := range o.relayURLs {
+		if m := scrape(u); m != "" {
+			fmt.Printf("relay %s metrics: %s\n", u, m)
+		}
 	}
 
 	// Every client must end with the stream's last sequence and the counts
@@ -309,8 +327,8 @@ func run(ctx context.Context, o options) error {
 	// The baseline: the same clients, frame rate and frame size, with
 	// events at the same rate, over a bare broadcast.
 	size := 200
-	if f := relayMetric(o.relayURL, "frames_sent_total") - frames0; f > 0 {
-		size = int((relayMetric(o.relayURL, "bytes_sent_total") - bytes0) / f)
+	if f := relayMetric(o.relayURLs, "frames_sent_total") - frames0; f > 0 {
+		size = int((relayMetric(o.relayURLs, "bytes_sent_total") - bytes0) / f)
 		// Every client gets every event: bytes per client per second over
 		// events per second.
 		fmt.Printf("frames: %d bytes on average, %.0f bytes per event, events with webhook ids: %v\n",
@@ -348,21 +366,24 @@ func run(ctx context.Context, o options) error {
 }
 
 // relayMetric reads one of the relay's metrics, 0 when it has none.
-func relayMetric(base, name string) float64 {
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	b.ReadFrom(resp.Body)
-	for _, line := range strings.Split(b.String(), "\n") {
-		if v, ok := strings.CutPrefix(line, "hookpipe_relay_"+name+" "); ok {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return f
+func relayMetric(bases []string, name string) float64 {
+	var sum float64
+	for _, base := range bases {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			continue
+		}
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(b.String(), "\n") {
+			if v, ok := strings.CutPrefix(line, "hookpipe_relay_"+name+" "); ok {
+				f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				sum += f
+			}
 		}
 	}
-	return 0
+	return sum
 }
 
 // scrape returns the relay's metrics that explain a run.
