@@ -97,8 +97,13 @@ func (l *limiter) admit(addr netip.Addr, now time.Time) (ok bool, why string) {
 		st = &addrState{tokens: l.burst, at: now}
 		l.addrs[addr] = st
 	}
-	st.tokens = min(l.burst, st.tokens+now.Sub(st.at).Seconds()*l.rate)
-	st.at = now
+	// Callers take now before the lock, so one may come after another
+	// with an earlier time: time never runs back for the bucket, which a
+	// high rate would otherwise empty at once.
+	if now.After(st.at) {
+		st.tokens = min(l.burst, st.tokens+now.Sub(st.at).Seconds()*l.rate)
+		st.at = now
+	}
 	switch {
 	case st.conns >= l.maxConns:
 		return false, refusedConns
