@@ -33,19 +33,24 @@ type client struct {
 
 var seqKey = []byte(`"seq":`)
 
-// acks holds, per stream sequence, when the task was accepted (the stream
-// acknowledged it): the moment the receiver answers 200.
-type acks struct{ at []atomic.Int64 }
+// acks holds, per stream sequence after from, when the task was accepted
+// (the stream acknowledged it): the moment the receiver answers 200. from
+// is where the stream ended when the bench began, so that a stream that
+// already holds events, a running cluster's, is timed too.
+type acks struct {
+	from uint64
+	at   []atomic.Int64
+}
 
 func (a *acks) set(seq uint64, t time.Time) {
-	if seq < uint64(len(a.at)) {
-		a.at[seq].Store(t.UnixNano())
+	if seq > a.from && seq-a.from < uint64(len(a.at)) {
+		a.at[seq-a.from].Store(t.UnixNano())
 	}
 }
 
 func (a *acks) get(seq uint64) int64 {
-	if seq < uint64(len(a.at)) {
-		return a.at[seq].Load()
+	if seq > a.from && seq-a.from < uint64(len(a.at)) {
+		return a.at[seq-a.from].Load()
 	}
 	return 0
 }

@@ -237,7 +237,11 @@ func run(ctx context.Context, o options) error {
 		c.frames.Store(0)
 	}
 	frames0, bytes0 := relayMetric(o.relayURLs, "frames_sent_total"), relayMetric(o.relayURLs, "bytes_sent_total")
-	ackTimes = &acks{at: make([]atomic.Int64, int(float64(o.rate)*o.duration.Seconds()*1.2)+10000)}
+	var from uint64
+	if info, err := st.Info(ctx); err == nil {
+		from = info.State.LastSeq
+	}
+	ackTimes = &acks{from: from, at: make([]atomic.Int64, int(float64(o.rate)*o.duration.Seconds()*1.2)+10000)}
 	lat.on.Store(true)
 	cpu0, self0, recv0, nats0 := cpuOf(child), selfCPU(), cpuOf(recv), cpuOf(natsCmd)
 	start := time.Now()
