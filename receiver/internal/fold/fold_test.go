@@ -88,6 +88,21 @@ func (w *world) start(opts Options) (f *Fold, stop func()) {
 	return f, stop
 }
 
+// limitMessages makes the stream keep at most n messages, as whoever runs
+// it may set it.
+func (w *world) limitMessages(n int64) {
+	w.t.Helper()
+	st, err := w.js.Stream(context.Background(), task.StreamName)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.MaxMsgs = n
+	if _, err := w.js.UpdateStream(context.Background(), cfg); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
 // publish stores n tasks as a receiver does, the first half of them with
 // webhook ids, over batches of the given count.
 func (w *world) publish(n, batches int) {
@@ -331,12 +346,7 @@ func TestTwoFoldsAtOnce(t *testing.T) {
 // is left and reports the rest lost.
 func TestRetention(t *testing.T) {
 	w, rp := newWorld(t, true, task.DefaultStreamSettings())
-	st, _ := w.js.Stream(context.Background(), task.StreamName)
-	cfg := st.CachedInfo().Config
-	cfg.MaxMsgs = 100
-	if _, err := w.js.UpdateStream(context.Background(), cfg); err != nil {
-		t.Fatal(err)
-	}
+	w.limitMessages(100)
 	_, stop := w.start(Options{})
 	for range 6 {
 		w.publish(50, 4)
@@ -401,12 +411,7 @@ func TestBacklog(t *testing.T) {
 // the fold is behind by too many of them long before the bytes count.
 func TestBacklogByMessages(t *testing.T) {
 	w, _ := newWorld(t, false, task.DefaultStreamSettings())
-	st, _ := w.js.Stream(context.Background(), task.StreamName)
-	cfg := st.CachedInfo().Config
-	cfg.MaxMsgs = 200
-	if _, err := w.js.UpdateStream(context.Background(), cfg); err != nil {
-		t.Fatal(err)
-	}
+	w.limitMessages(200)
 	hang, hung := make(chan struct{}), make(chan struct{}, 1)
 	var once sync.Once
 	f, _ := w.start(Options{BacklogShare: 0.25, OnApplied: func(uint64) {
