@@ -83,9 +83,14 @@ func (s *system) relayURL() string { return "http://127.0.0.1:" + strconv.Itoa(s
 
 func (s *system) startRelay() {
 	s.t.Helper()
-	args := append([]string{"--addr", "127.0.0.1:" + strconv.Itoa(s.port),
+	args := []string{"--addr", "127.0.0.1:" + strconv.Itoa(s.port),
 		"--nats-url", s.natsURL, "--redis-url", s.redisURL, "--key-prefix", s.keys.Prefix, "--log-level", "warn",
-		"--origins", "http://127.0.0.1:" + strconv.Itoa(s.dashPort), "--relay-secret", s.relaySecret}, s.relayArgs...)
+		"--origins", "http://127.0.0.1:" + strconv.Itoa(s.dashPort)}
+	if s.relaySecret != "" {
+		// A secret given blank is an error: none is the flag left out.
+		args = append(args, "--relay-secret", s.relaySecret)
+	}
+	args = append(args, s.relayArgs...)
 	cmd := exec.Command(testenv.Binary(s.t, "github.com/hookpipe/hookpipe/relay"), args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
