@@ -109,6 +109,13 @@ type Tuning struct {
 	Name string
 }
 
+// ClusterStateReload is how old a cluster client's map of slots to masters
+// may grow before a command makes it read the map again. go-redis keeps a
+// map for a minute, and a dead master does not answer MOVED: until the
+// next read every command for its slots would go to the dead address, long
+// after its replica had taken over. One CLUSTER SLOTS a second is cheap.
+const ClusterStateReload = time.Second
+
 // New returns a client for o: a *redis.Client for one server or Sentinel,
 // a *redis.ClusterClient for a cluster.
 func New(o Options, t Tuning) (redis.UniversalClient, error) {
@@ -123,6 +130,9 @@ func New(o Options, t Tuning) (redis.UniversalClient, error) {
 			return nil, fmt.Errorf("--redis-url: %w", err)
 		}
 		t.apply(&co.DialTimeout, &co.ReadTimeout, &co.WriteTimeout, &co.MaxRetries, &co.PoolSize, &co.ClientName)
+		if co.ClusterStateReloadInterval == 0 {
+			co.ClusterStateReloadInterval = ClusterStateReload
+		}
 		return redis.NewClusterClient(co), nil
 	case ModeSentinel:
 		fo, err := redis.ParseFailoverURL(o.URL)

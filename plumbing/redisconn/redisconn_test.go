@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hookpipe/hookpipe/devenv/testenv"
 	"github.com/hookpipe/hookpipe/plumbing/redisconn"
@@ -68,5 +69,18 @@ func TestReadCounts(t *testing.T) {
 	counts, w, ok, err := redisconn.ReadCounts(ctx, c, keys)
 	if err != nil || !ok || w != 7 || counts != (task.Counts{2, 0, 0, 5}) {
 		t.Fatalf("ReadCounts = %v %d %v %v", counts, w, ok, err)
+	}
+}
+
+// A cluster client reads the map of slots to masters again within a
+// second, so that a master's replica, promoted, is found quickly.
+func TestClusterRereadsItsSlotsQuickly(t *testing.T) {
+	c, err := redisconn.New(redisconn.Options{URL: "redis://h1:1", Mode: redisconn.ModeCluster}, redisconn.Tuning{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.(*redis.ClusterClient).Options().ClusterStateReloadInterval; got != redisconn.ClusterStateReload || got > time.Second {
+		t.Errorf("cluster state reload interval %v, want %v", got, redisconn.ClusterStateReload)
 	}
 }
