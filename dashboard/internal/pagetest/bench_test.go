@@ -190,8 +190,7 @@ func (s *system) pace(perSecond, n int, more func() bool) {
 	s.t.Helper()
 	const senders = 16
 	per := time.Second * senders / time.Duration(perSecond)
-	first := s.n
-	s.n += n
+	first := s.reserve(n)
 	var wg sync.WaitGroup
 	var failed, sent atomic.Int64
 	for k := range senders {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +35,8 @@ type system struct {
 	natsURL, redisURL string
 	port              int
 	relay             *exec.Cmd
-	n                 int
+	nMu               sync.Mutex
+	n                 int // tasks numbered so far; reserve takes the next ones
 	recv              *testenv.ReceiverProcess
 	dashPort          int    // where the dashboard listens: the relay's origin
 	relaySecret       string // the relay's, when it requires connection tokens
@@ -124,12 +126,22 @@ func (s *system) accept(n int) { s.t.Helper(); s.send(n, true) }
 // send sends n new tasks, with webhook ids or without, each retried until
 // it is answered 200. Without an id the receiver would count a retry after
 // a lost answer again: the test's receiver answers, so none is lost.
+// reserve numbers n tasks and returns the first number: loads may run
+// beside each other.
+func (s *system) reserve(n int) int {
+	s.nMu.Lock()
+	defer s.nMu.Unlock()
+	first := s.n
+	s.n += n
+	return first
+}
+
 func (s *system) send(n int, withIDs bool) {
 	s.t.Helper()
 	for range n {
-		tk := task.Task{BatchID: batchA, ID: int64(s.n), Owner: "Owner " + strconv.Itoa(s.n), Priority: task.Priorities[s.n*7%4]}
-		s.n++
-		id := "t-" + strconv.Itoa(s.n)
+		i := s.reserve(1)
+		tk := task.Task{BatchID: batchA, ID: int64(i), Owner: "Owner " + strconv.Itoa(i), Priority: task.Priorities[i*7%4]}
+		id := "t-" + strconv.Itoa(i+1)
 		testenv.Eventually(s.t, 10*time.Second, func() bool {
 			req, _ := http.NewRequest(http.MethodPost, s.recv.URL, bytes.NewReader(tk.Encode()))
 			req.Header.Set("Content-Type", "application/json")

@@ -405,7 +405,7 @@ func (c *wsClient) waitCurrent(t testing.TB, e *env, seq uint64) {
 func (v *view) String() string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return fmt.Sprintf("seq %d counts %v after %d frames", v.seq, v.counts, v.frames)
+	return fmt.Sprintf("seq %d counts %v after %d frames, connection error %v, problems %v", v.seq, v.counts, v.frames, v.closeErr, v.problems)
 }
 
 // closeCode waits for the connection to end and returns its close code
