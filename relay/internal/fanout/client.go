@@ -263,8 +263,14 @@ func (h *Hub) leave(c *client) {
 	}
 }
 
-// maxBatch bounds how many pending frames one write system call carries.
-const maxBatch = 64
+// maxBatch bounds how many pending frames one write system call carries,
+// and maxBatchBytes their bytes (one frame is always taken): the write
+// deadline bounds each call, so a sluggish reader must take one batch's
+// bytes per WriteTimeout, not 64 frames' however large they are.
+const (
+	maxBatch      = 64
+	maxBatchBytes = 64 << 10
+)
 
 // write sends what the hub could not write at once, and the pongs, until
 // the client is closed or a write fails. It sends everything pending in
@@ -322,11 +328,16 @@ func (h *Hub) write(c *client) {
 				n++
 				c.pong = nil
 			}
-			k := min(len(c.pending), maxBatch)
-			for _, f := range c.pending[:k] {
+			k, size := 0, 0
+			for _, f := range c.pending[:min(len(c.pending), maxBatch)] {
+				if k > 0 && size+len(f.data) > maxBatchBytes {
+					break
+				}
 				iov = append(iov, f.data)
 				batch[n] = f
 				n++
+				k++
+				size += len(f.data)
 			}
 			rest := copy(c.pending, c.pending[k:])
 			clear(c.pending[rest:])
